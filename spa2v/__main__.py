@@ -1,0 +1,3 @@
+from spa2v.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,726 @@
+"""From cues to sources: directions per frame, clustering, activity, labels.
+
+Pipeline (``analyze_signal``):
+
+1. One STFT per channel (``spa2v.cues.stft``), reused by every cue.
+2. Per time-frequency bin, a direction estimate: binaural from the low-frequency IPD
+   through the head model's phase-delay ITD; studio stereo from the bin's level
+   difference through the stereophonic tangent law; FOA from the active intensity.
+3. DUET-style clustering: weighted azimuth histograms over short windows, peaks linked
+   into up to ``max_sources`` tracks.
+4. Per frame and track, a direction: where one track is alive, from all bins (binaural:
+   GCC-PHAT ITD and high-frequency ILD through the calibrated head model, fused by
+   inverse variance with the interaural coherence as a reliability weight; stereo: the
+   pan law; FOA: the summed intensity vector); where several are, from the bins
+   assigned to each.
+5. Activity, smoothing, position and motion labels, a distance trend from loudness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from spa2v import cues
+from spa2v.conventions import (
+    angle_diff_deg,
+    motion_label,
+    position_label,
+    unwrap_deg,
+    wrap_deg,
+)
+
+STEREO_SPEAKER_DEG = 30.0
+"""Loudspeaker half-angle of the standard stereo set-up used by the tangent law."""
+AZ_GRID = np.arange(-90.0, 90.5, 1.0)
+HF_BAND_HZ = (1500.0, 12000.0)
+LF_BAND_HZ = (150.0, 1400.0)
+
+
+# =========================================================================== head model
+@dataclass(frozen=True)
+class HeadCalibration:
+    """Cue-to-azimuth tables of a head, on the frontal horizontal grid ``AZ_GRID``.
+
+    Tables are measured with the analysis' own estimators on the head's HRIR pairs, so
+    that estimator bias cancels.
+    """
+
+    name: str
+    sr: int
+    n_fft: int
+    azimuth_deg: np.ndarray  # (A,)
+    itd_s: np.ndarray  # (A,) broadband GCC-PHAT ITD
+    ipd_itd_s: np.ndarray  # (A,) low-frequency phase-delay ITD
+    ild_hf_db: np.ndarray  # (A,) high-frequency ILD
+
+    def az_from_itd(self, itd_s: np.ndarray) -> np.ndarray:
+        return _monotonic_inverse(self.azimuth_deg, self.itd_s, itd_s)
+
+    def az_from_ipd_itd(self, itd_s: np.ndarray) -> np.ndarray:
+        return _monotonic_inverse(self.azimuth_deg, self.ipd_itd_s, itd_s)
+
+    def az_from_ild(self, ild_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Azimuth from HF ILD over the table's monotonic range, and whether it saturated."""
+        a, t = self.azimuth_deg, self.ild_hf_db
+        i_max, i_min = int(np.argmax(t)), int(np.argmin(t))
+        lo, hi = min(i_min, i_max), max(i_min, i_max)
+        az = _monotonic_inverse(a[lo : hi + 1], t[lo : hi + 1], ild_db)
+        saturated = (ild_db >= t[i_max]) | (ild_db <= t[i_min])
+        return az, saturated
+
+
+def _monotonic_inverse(az: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Invert a table that rises with azimuth (made monotonic by a running maximum)."""
+    t = np.maximum.accumulate(table + np.arange(table.size) * 1e-12)
+    return np.interp(values, t, az)
+
+
+def calibrate_from_hrirs(
+    hrirs: np.ndarray, azimuth_deg: np.ndarray, sr: int, *, name: str, hop_s: float = cues.DEFAULT_HOP_S
+) -> HeadCalibration:
+    """Measure cue tables from HRIR pairs ``(A, 2, L)`` at frontal azimuths ``(A,)``.
+
+    The tables are resampled onto ``AZ_GRID`` (1-degree steps, -90..90).
+    """
+    hop, n_fft = cues.frame_params(sr, hop_s)
+    L = hrirs.shape[-1]
+    nf = max(n_fft, 1 << int(np.ceil(np.log2(L))))
+    H = np.fft.rfft(hrirs, nf, axis=-1)
+    if nf != n_fft:  # bring the responses onto the analysis' frequency grid
+        f_an = np.fft.rfftfreq(n_fft, 1.0 / sr)
+        f_h = np.fft.rfftfreq(nf, 1.0 / sr)
+        idx = np.clip(np.searchsorted(f_h, f_an), 0, f_h.size - 1)
+        H = H[..., idx]
+    S = cues.Spectrogram(np.moveaxis(H, 1, 0).astype(np.complex64), sr, hop, n_fft)
+    itd, _ = cues.gcc_phat(S)
+    f = S.freqs
+    P = S.power
+    hf = (f >= HF_BAND_HZ[0]) & (f <= HF_BAND_HZ[1])
+    ild_hf = 10 * np.log10((P[0][:, hf].sum(-1) + cues.EPS) / (P[1][:, hf].sum(-1) + cues.EPS))
+    # low-frequency phase delay: unwrap the IPD from DC upwards, average IPD/omega
+    ph = np.unwrap(np.angle(H[:, 0] * np.conj(H[:, 1])), axis=-1)
+    lf = (f >= LF_BAND_HZ[0]) & (f <= LF_BAND_HZ[1])
+    ipd_itd = np.mean(ph[:, lf] / (2 * np.pi * f[lf]), axis=-1)
+    order = np.argsort(azimuth_deg)
+    a = np.asarray(azimuth_deg, dtype=float)[order]
+
+    def onto_grid(v):
+        return np.interp(AZ_GRID, a, np.asarray(v, dtype=float)[order])
+
+    return HeadCalibration(
+        name, int(sr), n_fft, AZ_GRID.copy(), onto_grid(itd), onto_grid(ipd_itd), onto_grid(ild_hf)
+    )
+
+
+@lru_cache(maxsize=8)
+def spherical_calibration(sr: int, hop_s: float = cues.DEFAULT_HOP_S) -> HeadCalibration:
+    """The default calibration: the simulator's parametric spherical head."""
+    from spa2v.hrtf import SphericalHead
+
+    hrirs = SphericalHead().hrirs(AZ_GRID, np.zeros_like(AZ_GRID), sr)
+    return calibrate_from_hrirs(hrirs, AZ_GRID, sr, name="spherical", hop_s=hop_s)
+
+
+@lru_cache(maxsize=8)
+def sofa_calibration(path: str, sr: int, hop_s: float = cues.DEFAULT_HOP_S) -> HeadCalibration:
+    """A calibration measured on a SOFA file's HRIRs (horizontal plane, interpolated)."""
+    from spa2v.hrtf import SofaHrtf
+
+    hrtf = SofaHrtf.from_file(path, sr)
+    hrirs = hrtf.hrirs_at(AZ_GRID, np.zeros_like(AZ_GRID))
+    return calibrate_from_hrirs(hrirs, AZ_GRID, sr, name=str(path), hop_s=hop_s)
+
+
+# =========================================================================== results
+@dataclass
+class SourceTrack:
+    id: int
+    times: np.ndarray
+    azimuth_deg: np.ndarray
+    elevation_deg: np.ndarray | None
+    loudness_db: np.ndarray
+    active: np.ndarray
+    confidence: float
+    behind: bool = False
+    mean_azimuth_deg: float = 0.0
+    position: str = "center"
+    motion: str = "static"
+    distance_rel: np.ndarray | None = None
+
+
+@dataclass
+class Analysis:
+    format: str
+    sample_rate: int
+    duration: float
+    hop_s: float
+    sources: list[SourceTrack]
+    cues: dict[str, np.ndarray]
+    notes: list[str] = field(default_factory=list)
+    head: str | None = None
+
+
+# =========================================================================== per-bin directions
+def _bin_directions_stereo(S):
+    f = S.freqs
+    sel = (f >= 100.0) & (f <= 10000.0)
+    P = S.power[:, :, sel]
+    ild = 10 * np.log10((P[0] + cues.EPS) / (P[1] + cues.EPS))
+    return stereo_pan_to_azimuth(ild), P[0] + P[1]
+
+
+def stereo_pan_to_azimuth(ild_db: np.ndarray) -> np.ndarray:
+    """Azimuth heard from an amplitude-panned pair: the tangent law, speakers at +-30 deg."""
+    u = cues.ild_to_unit(np.asarray(ild_db))
+    return np.rad2deg(np.arctan(u * np.tan(np.deg2rad(STEREO_SPEAKER_DEG))))
+
+
+def _foa_bins(S):
+    az, el, inorm, energy = cues.foa_intensity(S)
+    f = S.freqs
+    sel = (f >= 100.0) & (f <= 8000.0)
+    az, el, inorm, energy = az[:, sel], el[:, sel], inorm[:, sel], energy[:, sel]
+    directness = inorm / (energy + cues.EPS)
+    weight = energy * np.clip(directness, 0.0, 1.0) ** 2
+    return az, el, weight, sel
+
+
+# =========================================================================== clustering
+def _windows(T: int, hop_s: float, window_s: float = 0.5) -> tuple[np.ndarray, int]:
+    win = max(1, min(T, int(round(window_s / hop_s))))
+    step = max(1, win // 2)
+    return np.arange(0, max(T - win, 0) + 1, step), win
+
+
+def _window_sums(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
+    """Sums of ``x`` (frames, ...) over the windows ``[s, s + win)``."""
+    csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)])
+    return csum[np.minimum(starts + win, x.shape[0])] - csum[starts]
+
+
+def _pick_peaks(h: np.ndarray, centres: np.ndarray, *, circular: bool, max_sources: int,
+                min_sep_deg: float, rel_height: float) -> list[tuple[float, float]]:
+    if h.max() <= 0:
+        return []
+    left = np.roll(h, 1)
+    right = np.roll(h, -1)
+    if not circular:
+        left[0] = right[-1] = -np.inf
+    cand = np.nonzero((h >= left) & (h > right) & (h >= rel_height * h.max()))[0]
+    cand = cand[np.argsort(-h[cand])]
+    chosen: list[tuple[float, float]] = []
+    for c in cand:
+        az = float(centres[c])
+        if all(abs(float(angle_diff_deg(az, b))) >= min_sep_deg for b, _ in chosen):
+            chosen.append((az, float(h[c])))
+        if len(chosen) >= max_sources:
+            break
+    return chosen
+
+
+def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s):
+    """Peaks of weighted azimuth histograms over short windows (stereo, FOA)."""
+    T = az_bins.shape[0]
+    lo, hi = (-180.0, 180.0) if circular else (-90.0, 90.0)
+    width = 2.0
+    nb = int(round((hi - lo) / width))
+    centres = lo + width * (np.arange(nb) + 0.5)
+    idx = np.clip(((az_bins - lo) / width).astype(np.int64), 0, nb - 1)
+    flat = (idx + nb * np.arange(T)[:, None]).ravel()
+    frame_hist = np.bincount(flat, weights=(w_bins * active[:, None]).ravel(),
+                             minlength=T * nb).reshape(T, nb)
+    starts, win = _windows(T, hop_s)
+    H = gaussian_filter1d(_window_sums(frame_hist, starts, win), sigma=1.5, axis=1,
+                          mode="wrap" if circular else "nearest")
+    peaks = [_pick_peaks(h, centres, circular=circular, max_sources=max_sources,
+                         min_sep_deg=20.0, rel_height=0.25) for h in H]
+    return peaks, starts, win
+
+
+def _gcc_window_peaks(itds, r, active, weight, cal: HeadCalibration, *, max_sources, hop_s):
+    """Peaks of the window-averaged GCC-PHAT function, as azimuths (binaural)."""
+    T = r.shape[0]
+    starts, win = _windows(T, hop_s)
+    w = (active * weight)[:, None]
+    R = _window_sums(r * w, starts, win) / (_window_sums(w, starts, win) + cues.EPS)
+    az_cols = cal.az_from_itd(itds)
+    peaks = []
+    for h in R:
+        chosen = _pick_peaks(np.maximum(h, 0.0), az_cols, circular=False,
+                             max_sources=max_sources, min_sep_deg=20.0, rel_height=0.4)
+        peaks.append([(az, hgt) for az, hgt in chosen if hgt > 0.05])
+    return peaks, starts, win
+
+
+def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, gate_deg=30.0,
+                 min_sep_deg=20.0):
+    """Link window peaks into tracks; each track is an azimuth per frame (NaN where dead)."""
+    tracks: list[dict] = []
+    for wi, peaks in enumerate(peaks_per_win):
+        live = [t for t in tracks if wi - t["last"] <= 2]
+        pairs = sorted(
+            (abs(float(angle_diff_deg(p[0], t["az"][-1]))), pi, ti)
+            for pi, p in enumerate(peaks) for ti, t in enumerate(live)
+        )
+        used_p, used_t = set(), set()
+        for d, pi, ti in pairs:
+            if d > gate_deg or pi in used_p or ti in used_t:
+                continue
+            used_p.add(pi)
+            used_t.add(ti)
+            t = live[ti]
+            t["win"].append(wi)
+            t["az"].append(peaks[pi][0])
+            t["mass"] += peaks[pi][1]
+            t["last"] = wi
+        for pi, p in enumerate(peaks):
+            if pi not in used_p:
+                tracks.append({"win": [wi], "az": [p[0]], "mass": p[1], "last": wi})
+
+    total = sum(t["mass"] for t in tracks) or 1.0
+    min_windows = 2 if len(peaks_per_win) > 2 else 1
+    tracks = [t for t in tracks if len(t["win"]) >= min_windows and t["mass"] >= 0.08 * total]
+    tracks.sort(key=lambda t: -t["mass"])
+    centres_t = starts + win / 2.0
+    # a weaker track that stays within the separation of a stronger one is its echo
+    kept: list[dict] = []
+    for t in tracks:
+        shadow = False
+        for k in kept:
+            common = sorted(set(t["win"]) & set(k["win"]))
+            if common:
+                ta = np.asarray(t["az"])[np.isin(t["win"], common)]
+                ka = np.asarray(k["az"])[np.isin(k["win"], common)]
+                if np.mean(np.abs(angle_diff_deg(ta, ka))) < min_sep_deg:
+                    shadow = True
+                    break
+        if not shadow:
+            kept.append(t)
+    tracks = kept[:max_sources]
+    frames = np.arange(T)
+    out = []
+    for t in tracks:
+        wins = np.asarray(t["win"])
+        az = unwrap_deg(np.asarray(t["az"])) if circular else np.asarray(t["az"])
+        tc = centres_t[wins]
+        track = np.interp(frames, tc, az)
+        alive = (frames >= tc[0] - win / 2.0) & (frames <= tc[-1] + win / 2.0)
+        out.append(np.where(alive, wrap_deg(track) if circular else track, np.nan))
+    return out
+
+
+# =========================================================================== frame estimates
+def _hf_ild_db(P: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    hf = (freqs >= HF_BAND_HZ[0]) & (freqs <= HF_BAND_HZ[1])
+    return 10 * np.log10((P[0][:, hf].sum(-1) + cues.EPS) / (P[1][:, hf].sum(-1) + cues.EPS))
+
+
+def fuse_binaural_azimuth(
+    cal: HeadCalibration, itd_s: np.ndarray, peak: np.ndarray, ild_hf_db: np.ndarray
+) -> np.ndarray:
+    """Azimuth per frame from ITD and HF ILD, fused by inverse variance.
+
+    The ITD's variance grows as its PHAT peak (coherence) drops; each cue's weight is
+    its sensitivity (cue change per degree, from the calibration) over its noise.  The
+    ILD is used only within the azimuth range where the head's ILD rises monotonically.
+    """
+    az_itd = cal.az_from_itd(itd_s)
+    az_ild, sat = cal.az_from_ild(ild_hf_db)
+    d_itd = np.gradient(cal.itd_s, cal.azimuth_deg)
+    d_ild = np.gradient(cal.ild_hf_db, cal.azimuth_deg)
+    s_itd = np.abs(np.interp(az_itd, cal.azimuth_deg, d_itd))
+    s_ild = np.abs(np.interp(az_itd, cal.azimuth_deg, d_ild))
+    sigma_itd = 15e-6 / np.clip(peak, 0.05, 1.0)
+    sigma_ild = 4.0  # heads differ: the ILD is trusted less than the ITD
+    lim = _ild_monotonic_limit(cal)
+    usable = ~sat & (np.abs(az_itd) <= lim) & (np.abs(az_ild) <= lim)
+    w_itd = (s_itd / sigma_itd) ** 2
+    w_ild = np.where(usable, (s_ild / sigma_ild) ** 2, 0.0)
+    return (w_itd * az_itd + w_ild * az_ild) / (w_itd + w_ild + cues.EPS)
+
+
+@lru_cache(maxsize=16)
+def _ild_limit_cached(key: int, table: tuple) -> float:
+    t = np.asarray(table)
+    a = AZ_GRID
+    return float(min(abs(a[int(np.argmax(t))]), abs(a[int(np.argmin(t))])) - 5.0)
+
+
+def _ild_monotonic_limit(cal: HeadCalibration) -> float:
+    return _ild_limit_cached(id(cal), tuple(np.round(cal.ild_hf_db, 4)))
+
+
+def _masked_mean_az(az_bins, w_bins, mask, circular):
+    w = w_bins * mask
+    if circular:
+        rad = np.deg2rad(az_bins)
+        return np.rad2deg(np.arctan2((w * np.sin(rad)).sum(-1), (w * np.cos(rad)).sum(-1)))
+    return (w * az_bins).sum(-1) / (w.sum(-1) + cues.EPS)
+
+
+# =========================================================================== analysis
+def analyze_signal(
+    y: np.ndarray,
+    sr: int,
+    fmt: str,
+    *,
+    max_sources: int = 4,
+    hop_s: float = cues.DEFAULT_HOP_S,
+    calibration: HeadCalibration | None = None,
+) -> Analysis:
+    """Analyse a recording: cues, source tracks and labels.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape ``(channels, samples)``
+    sr : int
+    fmt : {"mono", "stereo", "binaural", "foa"}
+    max_sources : int
+        Upper bound on the number of tracks.
+    calibration : HeadCalibration, optional
+        Binaural head model; the spherical head by default.
+    """
+    S = cues.stft(y, sr, hop_s=hop_s)
+    times = S.times
+    T = times.size
+    hop_s = S.hop_s
+    level = cues.frame_energy_db(S)  # (C, T)
+    level_max = level[0] if fmt == "foa" else level.max(axis=0)
+    active = _activity(level_max)
+    notes: list[str] = []
+    cue_block: dict[str, np.ndarray] = {"times": times}
+    loud = level_max
+    cue_block["loudness_db"] = loud
+    cue_block["loudness_slope_db_per_s"] = cues.loudness_slope_db_per_s(loud, hop_s)
+    duration = y.shape[-1] / sr
+
+    def result(sources, head=None):
+        return Analysis(fmt, int(sr), float(duration), float(hop_s), sources, cue_block, notes, head)
+
+    if fmt == "mono":
+        notes.append("one channel carries no direction: sources are placed at the centre "
+                     "with confidence 0")
+        if not active.any():
+            return result([])
+        tr = SourceTrack(0, times, np.zeros(T), None, loud, active, 0.0)
+        _finish(tr, hop_s)
+        tr.confidence = 0.0
+        return result([tr])
+
+    if fmt in ("binaural", "stereo"):
+        cross = cues.cross_spectrum(S)
+        P = S.power
+        _, ild_broad = cues.ild_db(S)
+        itds, r = cues.gcc_phat_function(S, cross=cross)
+        pos, peak = cues.parabolic_peak(r, np.argmax(r, axis=-1))
+        itd_all = itds[0] + pos * (itds[1] - itds[0])
+        peak = np.clip(peak, 0.0, 1.0)
+        ic = cues.interaural_coherence(S, itd_all, cross=cross)
+        cue_block.update(ild_db=ild_broad, itd_ms=itd_all * 1e3, coherence=ic)
+        if not active.any():
+            return result([])
+        if fmt == "binaural":
+            cal = calibration or spherical_calibration(sr, hop_s)
+            peaks, starts, win = _gcc_window_peaks(itds, r, active, ic, cal,
+                                                   max_sources=max_sources, hop_s=hop_s)
+            track_az = _link_tracks(peaks, starts, win, T, circular=False,
+                                    max_sources=max_sources)
+            if not track_az:
+                return result([], cal.name)
+            ild_hf = _hf_ild_db(P, S.freqs)
+            az_single = fuse_binaural_azimuth(cal, itd_all, peak, ild_hf)
+            sources = _resolve_binaural(track_az, S, cross, P, cal, az_single, peak * ic,
+                                        active, level.max(axis=0))
+        else:
+            cal = None
+            az_bins, w_bins = _bin_directions_stereo(S)
+            peaks, starts, win = _hist_window_peaks(az_bins, w_bins, active, circular=False,
+                                                    max_sources=max_sources, hop_s=hop_s)
+            track_az = _link_tracks(peaks, starts, win, T, circular=False,
+                                    max_sources=max_sources)
+            if not track_az:
+                return result([])
+            az_single = stereo_pan_to_azimuth(ild_broad)
+            sources = _resolve_tracks(track_az, az_bins, w_bins, az_single, np.ones(T), active,
+                                      level.max(axis=0), circular=False)
+        out = []
+        for i, (az, _el, lvl, act, conf) in enumerate(sources):
+            tr = SourceTrack(i, times, az, None, lvl, act, conf)
+            _finish(tr, hop_s)
+            out.append(tr)
+        return result(_sort_loudest(out), cal.name if cal else None)
+
+    if fmt == "foa":
+        az_b, el_b, w_b, _ = _foa_bins(S)
+        az_full, el_full, inorm, energy = cues.foa_intensity(S)
+        diff = cues.foa_diffuseness(inorm, energy)
+        # per-frame intensity-vector direction over all bins
+        Wc = np.conj(S.X[0])
+        ix = (Wc * S.X[3]).real.sum(-1)
+        iy = (Wc * S.X[1]).real.sum(-1)
+        iz = (Wc * S.X[2]).real.sum(-1)
+        az_frame = np.rad2deg(np.arctan2(iy, ix))
+        el_frame = np.rad2deg(np.arctan2(iz, np.hypot(ix, iy)))
+        cue_block.update(azimuth_deg=az_frame, elevation_deg=el_frame, diffuseness=diff)
+        if not active.any():
+            return result([])
+        peaks, starts, win = _hist_window_peaks(az_b, w_b, active, circular=True,
+                                                max_sources=max_sources, hop_s=hop_s)
+        track_az = _link_tracks(peaks, starts, win, T, circular=True, max_sources=max_sources)
+        if not track_az:
+            return result([])
+        sources = _resolve_foa(track_az, az_b, el_b, w_b, active, level[0], diff)
+        out = []
+        for i, (az, el, lvl, act, conf) in enumerate(sources):
+            tr = SourceTrack(i, times, az, el, lvl, act, conf)
+            _finish(tr, hop_s)
+            out.append(tr)
+        return result(_sort_loudest(out))
+
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _activity(level_db: np.ndarray, *, floor_rel_db: float = 35.0) -> np.ndarray:
+    """Frames that carry sound: above the noise floor by 6 dB and within 35 dB of the peak."""
+    if level_db.size == 0:
+        return np.zeros(0, dtype=bool)
+    peak = float(level_db.max())
+    if peak < -90.0:
+        return np.zeros_like(level_db, dtype=bool)
+    floor = float(np.percentile(level_db, 10))
+    thr = max(peak - floor_rel_db, min(floor + 6.0, peak - 6.0), -90.0)
+    act = level_db > thr
+    # majority vote over 5 frames: closes short gaps and drops blips
+    return _running_mean(act.astype(np.float64), 5) > 0.5
+
+
+def _track_output(az, act, circular, lvl, rel):
+    if act.sum() < 3:
+        return None
+    conf = float(np.clip(np.mean(rel[act]), 0.0, 1.0))
+    return (_smooth_track(az, act, circular), None, lvl, act, conf)
+
+
+def _guard(az: np.ndarray, track: np.ndarray, limit_deg: float = 35.0) -> np.ndarray:
+    """Keep each frame near its track (a frame must not grab another source)."""
+    t = np.nan_to_num(track)
+    return np.where(np.abs(az - t) > limit_deg, t, az)
+
+
+def _resolve_tracks(track_az, az_bins, w_bins, az_single, rel_single, active, level_db, *,
+                    circular):
+    """Per-frame directions, levels and activity for each track from per-bin directions."""
+    A = np.stack(track_az)  # (K, T), NaN where dead
+    alive = ~np.isnan(A)
+    single = alive.sum(axis=0) <= 1
+    K, T = A.shape
+    if K > 1:
+        d = np.abs(az_bins[None] - np.where(alive, A, 1e6)[:, :, None])  # (K, T, F')
+        nearest = np.argmin(d, axis=0)
+        gate = np.min(d, axis=0) <= 25.0
+    tot_w = w_bins.sum(-1) + cues.EPS
+    out = []
+    for k in range(K):
+        if K > 1:
+            mask = ((nearest == k) & gate).astype(np.float32)
+            az_multi = _masked_mean_az(az_bins, w_bins, mask, circular)
+            share = np.where(single, 1.0, (w_bins * mask).sum(-1) / tot_w)
+        else:
+            az_multi, share = az_single, np.ones(T)
+        az = _guard(np.where(single, az_single, az_multi), A[k])
+        lvl = level_db + 10 * np.log10(np.clip(share, 1e-6, 1.0))
+        act = active & alive[k] & (share > 0.15)
+        o = _track_output(az, act, circular, lvl, np.where(single, rel_single, share))
+        if o:
+            out.append(o)
+    return out
+
+
+def _resolve_binaural(track_az, S, cross, P, cal, az_single, rel_single, active, level_db):
+    """Binaural per-frame directions: all bins where one track is alive; where several are,
+    bins assigned to the track whose expected IPD is nearest (DUET), then masked GCC-PHAT
+    and masked ILD per track."""
+    A = np.stack(track_az)
+    alive = ~np.isnan(A)
+    K, T = A.shape
+    multi = alive.sum(axis=0) >= 2
+    az_tracks = [np.where(multi, np.nan, az_single) for _ in range(K)]
+    shares = [np.ones(T) for _ in range(K)]
+    rels = [rel_single.copy() for _ in range(K)]
+    idx = np.nonzero(multi)[0]
+    if idx.size:
+        f = S.freqs
+        ipd = np.angle(cross[idx])  # (M, F)
+        dist = np.full((K, idx.size, f.size), np.inf, dtype=np.float32)
+        for k in range(K):
+            a_k = np.nan_to_num(A[k, idx])
+            tau = np.where(f[None] < HF_BAND_HZ[0], cal_interp(cal.ipd_itd_s, a_k)[:, None],
+                           cal_interp(cal.itd_s, a_k)[:, None])
+            d = np.abs(np.angle(np.exp(1j * (ipd - 2 * np.pi * f[None] * tau))))
+            dist[k] = np.where(alive[k, idx][:, None], d, np.inf)
+        nearest = np.argmin(dist, axis=0)
+        tot = P[0, idx].sum(-1) + P[1, idx].sum(-1) + cues.EPS
+        for k in range(K):
+            mask = (nearest == k).astype(np.float32)
+            sub = cues.Spectrogram(S.X[:, idx], S.sr, S.hop, S.n_fft)
+            itd_k, pk = cues.gcc_phat(sub, cross=cross[idx] * mask)
+            Pm = P[:, idx] * mask
+            az_k = fuse_binaural_azimuth(cal, itd_k, pk, _hf_ild_db(Pm, f))
+            az_tracks[k][idx] = az_k
+            shares[k][idx] = (Pm[0].sum(-1) + Pm[1].sum(-1)) / tot
+            rels[k][idx] = pk
+    out = []
+    for k in range(K):
+        az = _guard(az_tracks[k], A[k])
+        lvl = level_db + 10 * np.log10(np.clip(shares[k], 1e-6, 1.0))
+        act = active & alive[k] & (shares[k] > 0.15)
+        o = _track_output(az, act, False, lvl, rels[k])
+        if o:
+            out.append(o)
+    return out
+
+
+def cal_interp(table: np.ndarray, az: np.ndarray) -> np.ndarray:
+    return np.interp(az, AZ_GRID, table)
+
+
+def _resolve_foa(track_az, az_b, el_b, w_b, active, level_w, diff):
+    A = np.stack(track_az)
+    alive = ~np.isnan(A)
+    K, T = A.shape
+    d = np.abs(angle_diff_deg(az_b[None], np.where(alive, A, 1e6)[:, :, None]))
+    nearest = np.argmin(d, axis=0)
+    gate = np.min(d, axis=0) <= 30.0
+    tot = w_b.sum(-1) + cues.EPS
+    lin = 10 ** (level_w / 10.0)
+    x = np.cos(np.deg2rad(el_b))
+    ux, uy, uz = x * np.cos(np.deg2rad(az_b)), x * np.sin(np.deg2rad(az_b)), np.sin(np.deg2rad(el_b))
+    out = []
+    for k in range(K):
+        m = ((nearest == k) & gate) * w_b
+        sx, sy, sz = (m * ux).sum(-1), (m * uy).sum(-1), (m * uz).sum(-1)
+        az = np.rad2deg(np.arctan2(sy, sx))
+        el = np.rad2deg(np.arctan2(sz, np.hypot(sx, sy)))
+        share = m.sum(-1) / tot
+        act = active & alive[k] & (share > 0.15)
+        if act.sum() < 3:
+            continue
+        lvl = 10 * np.log10(lin * np.clip(share, 1e-6, 1) + cues.EPS)
+        conf = float(np.clip(np.mean((1 - diff[act]) * np.minimum(share[act] * 1.5, 1)), 0, 1))
+        out.append((_smooth_track(az, act, True), _smooth_track(el, act, False), lvl, act, conf))
+    return out
+
+
+def _running_mean(x: np.ndarray, n: int) -> np.ndarray:
+    return cues.smooth(x, n)
+
+
+def _running_median(x: np.ndarray, n: int) -> np.ndarray:
+    """Centred running median with edge padding (odd ``n``)."""
+    n = max(1, n | 1 if n % 2 == 0 else n)
+    if n <= 1 or x.size < 2:
+        return x
+    h = n // 2
+    xp = np.pad(x, h, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(xp, n), axis=-1)[: x.size]
+
+
+def _smooth_track(az: np.ndarray, act: np.ndarray, circular: bool) -> np.ndarray:
+    """Median then mean smoothing over active frames; inactive frames interpolated."""
+    T = az.size
+    idx = np.nonzero(act)[0]
+    if idx.size == 0:
+        return az
+    a = unwrap_deg(az[idx]) if circular else az[idx]
+    a = _running_median(a, min(9, a.size))
+    a = cues.smooth(a, min(5, a.size))
+    full = np.interp(np.arange(T), idx, a)
+    return wrap_deg(full) if circular else full
+
+
+def _finish(tr: SourceTrack, hop_s: float) -> None:
+    """Labels, mean direction, distance trend."""
+    act = tr.active
+    if not act.any():
+        return
+    a = tr.azimuth_deg[act]
+    lvl = tr.loudness_db[act]
+    w = 10 ** (lvl / 10.0)
+    rad = np.deg2rad(a)
+    mean = float(np.rad2deg(np.arctan2((w * np.sin(rad)).sum(), (w * np.cos(rad)).sum())))
+    tr.mean_azimuth_deg = mean
+    tr.behind = bool(abs(mean) > 90.0)
+    tr.position = position_label(mean)
+    n = max(3, int(round(0.2 * a.size)))
+    front = unwrap_deg(a)
+    if tr.elevation_deg is not None:  # FOA: motion is judged on the frontal-folded path
+        front = np.where(np.abs(wrap_deg(a)) > 90, wrap_deg(180 - wrap_deg(a)), wrap_deg(a))
+    sweep = float(np.median(front[-n:]) - np.median(front[:n]))
+    sm = cues.smooth(lvl, max(1, int(round(0.3 / hop_s))))
+    change = float(np.median(sm[-n:]) - np.median(sm[:n]))
+    tr.motion = motion_label(sweep, change)
+    full = cues.smooth(np.interp(np.arange(tr.loudness_db.size), np.nonzero(act)[0], lvl),
+                       max(1, int(round(0.5 / hop_s))))
+    ref = full[np.nonzero(act)[0][0]]
+    tr.distance_rel = np.clip(10 ** (-(full - ref) / 20.0), 0.05, 20.0)
+
+
+def _sort_loudest(tracks: list[SourceTrack]) -> list[SourceTrack]:
+    def key(t):
+        return -float(np.mean(10 ** (t.loudness_db[t.active] / 10.0))) if t.active.any() else 0.0
+
+    tracks = sorted(tracks, key=key)
+    for i, t in enumerate(tracks):
+        t.id = i
+    return tracks
+
+
+# =========================================================================== JSON
+def _r(x, nd=3):
+    return [None if not np.isfinite(v) else round(float(v), nd) for v in np.asarray(x)]
+
+
+def to_json(an: Analysis, input_name: str) -> dict:
+    """The analysis JSON of DESIGN.md."""
+    sources = []
+    for t in an.sources:
+        s = {
+            "id": t.id,
+            "times": _r(t.times, 4),
+            "azimuth_deg": _r(t.azimuth_deg, 2),
+            "elevation_deg": None if t.elevation_deg is None else _r(t.elevation_deg, 2),
+            "loudness_db": _r(t.loudness_db, 2),
+            "active": [bool(v) for v in t.active],
+            "mean_azimuth_deg": round(float(t.mean_azimuth_deg), 2),
+            "position": t.position,
+            "motion": t.motion,
+            "behind": bool(t.behind),
+            "confidence": round(float(t.confidence), 3),
+        }
+        if t.distance_rel is not None:
+            s["distance_rel"] = _r(t.distance_rel, 3)
+        sources.append(s)
+    c = an.cues
+    cue_out = {"times": _r(c["times"], 4)}
+    for k in ("ild_db", "itd_ms", "coherence", "azimuth_deg", "elevation_deg", "diffuseness",
+              "loudness_db", "loudness_slope_db_per_s"):
+        if k in c:
+            cue_out[k] = _r(c[k], 4 if k == "itd_ms" else 2)
+    out = {
+        "input": input_name,
+        "format": an.format,
+        "sample_rate": an.sample_rate,
+        "duration": round(an.duration, 4),
+        "hop_s": round(an.hop_s, 5),
+        "sources": sources,
+        "cues": cue_out,
+    }
+    if an.head:
+        out["head_model"] = an.head
+    if an.notes:
+        out["notes"] = an.notes
+    return out
