@@ -160,8 +160,10 @@ def detect_format(y: np.ndarray, sr: int) -> str:
         return "foa"
     if n != 2:
         raise ValueError(f"cannot classify {n}-channel audio")
-    from spa2v.cues import frame_gcc_itd_s
+    from spa2v.cues import frame_gcc_itd_s, frame_params
 
+    if y.shape[-1] < frame_params(sr)[1]:
+        return "stereo"  # too short to tell; the analysis reports the length itself
     itd_s, weight = frame_gcc_itd_s(y, sr)
     ok = weight > 0.3
     if ok.sum() < 3:

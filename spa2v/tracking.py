@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -116,12 +117,31 @@ def calibrate_from_hrirs(
     )
 
 
+def head_hrir_pairs(head, azimuth_deg: np.ndarray, sr: int) -> np.ndarray:
+    """HRIR pairs ``(A, 2, L)`` of a head model on the horizontal plane.
+
+    Uses the model's own pairs where it has them (SOFA), else composes its per-ear
+    delays and onset-aligned filters (the spherical head).
+    """
+    el = np.zeros_like(azimuth_deg, dtype=float)
+    if hasattr(head, "hrir_pairs"):
+        return np.asarray(head.hrir_pairs(azimuth_deg, el), dtype=np.float64)
+    firs = np.asarray(head.ear_filters(azimuth_deg, el, sr), dtype=np.float64)  # (A, 2, L)
+    delays = np.asarray(head.ear_delays_s(azimuth_deg, el), dtype=np.float64).T  # (A, 2)
+    L = firs.shape[-1]
+    n = 1 << int(np.ceil(np.log2(L + 4 * sr / 1000 + 1)))
+    f = np.fft.rfftfreq(n, 1.0 / sr)
+    shift = delays + 0.002  # keep it causal
+    spec = np.fft.rfft(firs, n, axis=-1) * np.exp(-2j * np.pi * f * shift[..., None])
+    return np.fft.irfft(spec, n, axis=-1)
+
+
 @lru_cache(maxsize=8)
 def spherical_calibration(sr: int, hop_s: float = cues.DEFAULT_HOP_S) -> HeadCalibration:
     """The default calibration: the simulator's parametric spherical head."""
     from spa2v.hrtf import SphericalHead
 
-    hrirs = SphericalHead().hrirs(AZ_GRID, np.zeros_like(AZ_GRID), sr)
+    hrirs = head_hrir_pairs(SphericalHead(), AZ_GRID, sr)
     return calibrate_from_hrirs(hrirs, AZ_GRID, sr, name="spherical", hop_s=hop_s)
 
 
@@ -130,9 +150,8 @@ def sofa_calibration(path: str, sr: int, hop_s: float = cues.DEFAULT_HOP_S) -> H
     """A calibration measured on a SOFA file's HRIRs (horizontal plane, interpolated)."""
     from spa2v.hrtf import SofaHrtf
 
-    hrtf = SofaHrtf.from_file(path, sr)
-    hrirs = hrtf.hrirs_at(AZ_GRID, np.zeros_like(AZ_GRID))
-    return calibrate_from_hrirs(hrirs, AZ_GRID, sr, name=str(path), hop_s=hop_s)
+    hrirs = head_hrir_pairs(SofaHrtf.from_file(path, sr), AZ_GRID, sr)
+    return calibrate_from_hrirs(hrirs, AZ_GRID, sr, name=Path(path).name, hop_s=hop_s)
 
 
 # =========================================================================== results
@@ -208,8 +227,8 @@ def _pick_peaks(h: np.ndarray, centres: np.ndarray, *, circular: bool, max_sourc
         return []
     left = np.roll(h, 1)
     right = np.roll(h, -1)
-    if not circular:
-        left[0] = right[-1] = -np.inf
+    if not circular:  # the ends of the range are never peaks: the function may still rise
+        left[0] = right[-1] = np.inf
     cand = np.nonzero((h >= left) & (h > right) & (h >= rel_height * h.max()))[0]
     cand = cand[np.argsort(-h[cand])]
     chosen: list[tuple[float, float]] = []
@@ -248,6 +267,8 @@ def _gcc_window_peaks(itds, r, active, weight, cal: HeadCalibration, *, max_sour
     w = (active * weight)[:, None]
     R = _window_sums(r * w, starts, win) / (_window_sums(w, starts, win) + cues.EPS)
     az_cols = cal.az_from_itd(itds)
+    possible = np.abs(itds) <= 1.15 * np.max(np.abs(cal.itd_s))  # ITDs a head can make
+    R = np.where(possible, R, 0.0)
     peaks = []
     for h in R:
         chosen = _pick_peaks(np.maximum(h, 0.0), az_cols, circular=False,
@@ -433,8 +454,8 @@ def analyze_signal(
                 return result([], cal.name)
             ild_hf = _hf_ild_db(P, S.freqs)
             az_single = fuse_binaural_azimuth(cal, itd_all, peak, ild_hf)
-            sources = _resolve_binaural(track_az, S, cross, P, cal, az_single, peak * ic,
-                                        active, level.max(axis=0))
+            sources = _resolve_binaural(track_az, itds, r, cal, az_single, peak * ic, active,
+                                        level.max(axis=0))
         else:
             cal = None
             az_bins, w_bins = _bin_directions_stereo(S)
@@ -484,15 +505,23 @@ def analyze_signal(
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def _activity(level_db: np.ndarray, *, floor_rel_db: float = 35.0) -> np.ndarray:
-    """Frames that carry sound: above the noise floor by 6 dB and within 35 dB of the peak."""
+def _activity(level_db: np.ndarray, *, floor_rel_db: float = 40.0) -> np.ndarray:
+    """Frames that carry sound.
+
+    Within ``floor_rel_db`` of the peak, and, where the level distribution shows pauses
+    (its median at least 10 dB above its 10th percentile), 6 dB above that noise floor.
+    A continuous sound (music, an engine) has no pauses to estimate a floor from, so only
+    the peak-relative threshold applies.
+    """
     if level_db.size == 0:
         return np.zeros(0, dtype=bool)
     peak = float(level_db.max())
     if peak < -90.0:
         return np.zeros_like(level_db, dtype=bool)
-    floor = float(np.percentile(level_db, 10))
-    thr = max(peak - floor_rel_db, min(floor + 6.0, peak - 6.0), -90.0)
+    floor, median = np.percentile(level_db, [10, 50])
+    thr = max(peak - floor_rel_db, -90.0)
+    if median - floor >= 10.0:
+        thr = max(thr, min(floor + 6.0, peak - 6.0))
     act = level_db > thr
     # majority vote over 5 frames: closes short gaps and drops blips
     return _running_mean(act.astype(np.float64), 5) > 0.5
@@ -540,45 +569,39 @@ def _resolve_tracks(track_az, az_bins, w_bins, az_single, rel_single, active, le
     return out
 
 
-def _resolve_binaural(track_az, S, cross, P, cal, az_single, rel_single, active, level_db):
-    """Binaural per-frame directions: all bins where one track is alive; where several are,
-    bins assigned to the track whose expected IPD is nearest (DUET), then masked GCC-PHAT
-    and masked ILD per track."""
+def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, level_db):
+    """Binaural per-frame directions.
+
+    Where one track is alive, the fused ITD/ILD estimate from all bins.  Where several
+    are, each track takes the GCC-PHAT peak of the frame nearest its own ITD (within
+    +-120 us; a frame's PHAT function has one peak per coherent source), and its level
+    share from the relative peak heights.
+    """
     A = np.stack(track_az)
     alive = ~np.isnan(A)
     K, T = A.shape
     multi = alive.sum(axis=0) >= 2
-    az_tracks = [np.where(multi, np.nan, az_single) for _ in range(K)]
-    shares = [np.ones(T) for _ in range(K)]
-    rels = [rel_single.copy() for _ in range(K)]
-    idx = np.nonzero(multi)[0]
-    if idx.size:
-        f = S.freqs
-        ipd = np.angle(cross[idx])  # (M, F)
-        dist = np.full((K, idx.size, f.size), np.inf, dtype=np.float32)
+    step = itds[1] - itds[0]
+    heights = np.zeros((K, T))
+    az_multi = np.zeros((K, T))
+    if multi.any():
+        idx = np.nonzero(multi)[0]
+        rm = r[idx]
         for k in range(K):
-            a_k = np.nan_to_num(A[k, idx])
-            tau = np.where(f[None] < HF_BAND_HZ[0], cal_interp(cal.ipd_itd_s, a_k)[:, None],
-                           cal_interp(cal.itd_s, a_k)[:, None])
-            d = np.abs(np.angle(np.exp(1j * (ipd - 2 * np.pi * f[None] * tau))))
-            dist[k] = np.where(alive[k, idx][:, None], d, np.inf)
-        nearest = np.argmin(dist, axis=0)
-        tot = P[0, idx].sum(-1) + P[1, idx].sum(-1) + cues.EPS
-        for k in range(K):
-            mask = (nearest == k).astype(np.float32)
-            sub = cues.Spectrogram(S.X[:, idx], S.sr, S.hop, S.n_fft)
-            itd_k, pk = cues.gcc_phat(sub, cross=cross[idx] * mask)
-            Pm = P[:, idx] * mask
-            az_k = fuse_binaural_azimuth(cal, itd_k, pk, _hf_ild_db(Pm, f))
-            az_tracks[k][idx] = az_k
-            shares[k][idx] = (Pm[0].sum(-1) + Pm[1].sum(-1)) / tot
-            rels[k][idx] = pk
+            itd_k = cal_interp(cal.itd_s, np.nan_to_num(A[k, idx]))
+            near = np.abs(itds[None, :] - itd_k[:, None]) <= 120e-6
+            rk = np.where(near, rm, -np.inf)
+            pos, hgt = cues.parabolic_peak(np.where(near, rm, rm.min() - 1.0), np.argmax(rk, -1))
+            az_multi[k, idx] = cal.az_from_itd(itds[0] + pos * step)
+            heights[k, idx] = np.where(alive[k, idx], np.clip(hgt, 0.0, None), 0.0)
+    total = heights.sum(axis=0) + cues.EPS
     out = []
     for k in range(K):
-        az = _guard(az_tracks[k], A[k])
-        lvl = level_db + 10 * np.log10(np.clip(shares[k], 1e-6, 1.0))
-        act = active & alive[k] & (shares[k] > 0.15)
-        o = _track_output(az, act, False, lvl, rels[k])
+        share = np.where(multi, heights[k] / total, 1.0)
+        az = _guard(np.where(multi, az_multi[k], az_single), A[k])
+        lvl = level_db + 10 * np.log10(np.clip(share, 1e-6, 1.0))
+        act = active & alive[k] & (share > 0.15)
+        o = _track_output(az, act, False, lvl, np.where(multi, heights[k], rel_single))
         if o:
             out.append(o)
     return out

@@ -1,0 +1,62 @@
+"""Plots shared by the CLI and the demo (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from spa2v._typing import PathType
+from spa2v.fsutil import atomic_output
+
+COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
+
+
+def _figure(rows: int, height: float = 2.4):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, 1, figsize=(8, height * rows), sharex=True, squeeze=False)
+    return plt, fig, axes[:, 0]
+
+
+def plot_analysis(analysis: dict, path: PathType, *, overwrite: bool = False) -> Path:
+    """Azimuth over time per source (active frames) and loudness, as a PNG."""
+    has_el = any(s.get("elevation_deg") is not None for s in analysis["sources"])
+    plt, fig, axes = _figure(3 if has_el else 2)
+    ax = axes[0]
+    for s in analysis["sources"]:
+        t = np.asarray(s["times"], dtype=float)
+        az = np.asarray(s["azimuth_deg"], dtype=float)
+        act = np.asarray(s["active"], dtype=bool)
+        c = COLORS[s["id"] % len(COLORS)]
+        ax.plot(t, np.where(act, az, np.nan), color=c, lw=2,
+                label=f"source {s['id']}: {s['position']}, {s['motion']}")
+        ax.plot(t, az, color=c, lw=0.7, alpha=0.3)
+        if has_el and s.get("elevation_deg") is not None:
+            el = np.asarray(s["elevation_deg"], dtype=float)
+            axes[1].plot(t, np.where(act, el, np.nan), color=c, lw=2)
+        axes[-1].plot(t, s["loudness_db"], color=c, lw=1.5)
+    lim = 180 if analysis["format"] == "foa" else 90
+    ax.set_ylim(-lim, lim)
+    ax.axhspan(-15, 15, color="0.9", zorder=0)
+    ax.set_ylabel("azimuth (deg)\n+ = left")
+    ax.set_title(f"{analysis['input']}: {analysis['format']}, {len(analysis['sources'])} source(s)")
+    if analysis["sources"]:
+        ax.legend(loc="upper right", fontsize=8)
+    if has_el:
+        axes[1].set_ylabel("elevation (deg)")
+        axes[1].set_ylim(-90, 90)
+    cue = analysis.get("cues", {})
+    if "loudness_db" in cue:
+        axes[-1].plot(cue["times"], cue["loudness_db"], color="0.5", lw=1, label="mix")
+        axes[-1].legend(loc="upper right", fontsize=8)
+    axes[-1].set_ylabel("loudness (dBFS)")
+    axes[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    with atomic_output(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)
