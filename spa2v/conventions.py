@@ -32,7 +32,7 @@ POSITION_THRESHOLD_DEG = 15.0
 """``left`` if azimuth >= 15, ``right`` if <= -15, else ``center``."""
 CROSSING_MIN_SWEEP_DEG = 30.0
 """A source whose azimuth moves by at least this much is crossing."""
-DISTANCE_MIN_CHANGE_DB = 4.0
+DISTANCE_MIN_CHANGE_DB = 3.0
 """A level change of at least this much (direct-path, i.e. 20 log10(r0/r1)) is approach/recession."""
 
 FORMATS = ("mono", "stereo", "binaural", "foa")

@@ -39,6 +39,10 @@ STEREO_SPEAKER_DEG = 30.0
 AZ_GRID = np.arange(-90.0, 90.5, 1.0)
 HF_BAND_HZ = (1500.0, 12000.0)
 LF_BAND_HZ = (150.0, 1400.0)
+GCC_REL_HEIGHT = 0.4
+"""A GCC-PHAT window peak counts as a source above this fraction of the highest peak."""
+MIN_REL_MASS = 0.25
+"""A track is kept when its summed peak height is at least this fraction of the strongest."""
 
 
 # =========================================================================== head model
@@ -261,35 +265,43 @@ def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s)
 
 
 def _gcc_window_peaks(itds, r, active, weight, cal: HeadCalibration, *, max_sources, hop_s):
-    """Peaks of the window-averaged GCC-PHAT function, as azimuths (binaural)."""
+    """Peaks of the window-averaged GCC-PHAT function, as azimuths (binaural).
+
+    Only ITDs a head can produce are searched (side lobes beyond them are not sources).
+    """
     T = r.shape[0]
     starts, win = _windows(T, hop_s)
     w = (active * weight)[:, None]
     R = _window_sums(r * w, starts, win) / (_window_sums(w, starts, win) + cues.EPS)
     az_cols = cal.az_from_itd(itds)
-    possible = np.abs(itds) <= 1.15 * np.max(np.abs(cal.itd_s))  # ITDs a head can make
+    possible = np.abs(itds) <= 1.15 * np.max(np.abs(cal.itd_s))
     R = np.where(possible, R, 0.0)
     peaks = []
     for h in R:
         chosen = _pick_peaks(np.maximum(h, 0.0), az_cols, circular=False,
-                             max_sources=max_sources, min_sep_deg=20.0, rel_height=0.4)
+                             max_sources=max_sources, min_sep_deg=20.0,
+                             rel_height=GCC_REL_HEIGHT)
         peaks.append([(az, hgt) for az, hgt in chosen if hgt > 0.05])
     return peaks, starts, win
 
 
-def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, gate_deg=30.0,
-                 min_sep_deg=20.0):
+def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
+                 gate_deg=30.0, min_sep_deg=20.0, min_rel_mass=None):
     """Link window peaks into tracks; each track is an azimuth per frame (NaN where dead)."""
     tracks: list[dict] = []
+    step_s = float(starts[1] - starts[0]) * hop_s if len(starts) > 1 else win * hop_s
+    max_gap = max(2, int(round(1.5 / max(step_s, 1e-9))))  # pauses in speech, gaps in music
     for wi, peaks in enumerate(peaks_per_win):
-        live = [t for t in tracks if wi - t["last"] <= 2]
+        live = [t for t in tracks if wi - t["last"] <= max_gap]
         pairs = sorted(
             (abs(float(angle_diff_deg(p[0], t["az"][-1]))), pi, ti)
             for pi, p in enumerate(peaks) for ti, t in enumerate(live)
         )
         used_p, used_t = set(), set()
         for d, pi, ti in pairs:
-            if d > gate_deg or pi in used_p or ti in used_t:
+            # a source may move on during a pause: the gate widens with the gap (60 deg/s)
+            gate = gate_deg + 60.0 * step_s * (wi - live[ti]["last"] - 1)
+            if d > gate or pi in used_p or ti in used_t:
                 continue
             used_p.add(pi)
             used_t.add(ti)
@@ -306,6 +318,10 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, gate_d
     min_windows = 2 if len(peaks_per_win) > 2 else 1
     tracks = [t for t in tracks if len(t["win"]) >= min_windows and t["mass"] >= 0.08 * total]
     tracks.sort(key=lambda t: -t["mass"])
+    if min_rel_mass is None:
+        min_rel_mass = MIN_REL_MASS
+    if tracks:  # reflections and side lobes make weak tracks; real sources carry mass
+        tracks = [t for t in tracks if t["mass"] >= min_rel_mass * tracks[0]["mass"]]
     centres_t = starts + win / 2.0
     # a weaker track that stays within the separation of a stronger one is its echo
     kept: list[dict] = []
@@ -449,7 +465,7 @@ def analyze_signal(
             peaks, starts, win = _gcc_window_peaks(itds, r, active, ic, cal,
                                                    max_sources=max_sources, hop_s=hop_s)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
-                                    max_sources=max_sources)
+                                    max_sources=max_sources, hop_s=hop_s)
             if not track_az:
                 return result([], cal.name)
             ild_hf = _hf_ild_db(P, S.freqs)
@@ -462,7 +478,7 @@ def analyze_signal(
             peaks, starts, win = _hist_window_peaks(az_bins, w_bins, active, circular=False,
                                                     max_sources=max_sources, hop_s=hop_s)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
-                                    max_sources=max_sources)
+                                    max_sources=max_sources, hop_s=hop_s)
             if not track_az:
                 return result([])
             az_single = stereo_pan_to_azimuth(ild_broad)
@@ -491,7 +507,7 @@ def analyze_signal(
             return result([])
         peaks, starts, win = _hist_window_peaks(az_b, w_b, active, circular=True,
                                                 max_sources=max_sources, hop_s=hop_s)
-        track_az = _link_tracks(peaks, starts, win, T, circular=True, max_sources=max_sources)
+        track_az = _link_tracks(peaks, starts, win, T, circular=True, max_sources=max_sources, hop_s=hop_s)
         if not track_az:
             return result([])
         sources = _resolve_foa(track_az, az_b, el_b, w_b, active, level[0], diff)
@@ -683,13 +699,38 @@ def _finish(tr: SourceTrack, hop_s: float) -> None:
     if tr.elevation_deg is not None:  # FOA: motion is judged on the frontal-folded path
         front = np.where(np.abs(wrap_deg(a)) > 90, wrap_deg(180 - wrap_deg(a)), wrap_deg(a))
     sweep = float(np.median(front[-n:]) - np.median(front[:n]))
-    sm = cues.smooth(lvl, max(1, int(round(0.3 / hop_s))))
-    change = float(np.median(sm[-n:]) - np.median(sm[:n]))
+    change = level_change_db(tr.times[act], lvl)
     tr.motion = motion_label(sweep, change)
     full = cues.smooth(np.interp(np.arange(tr.loudness_db.size), np.nonzero(act)[0], lvl),
                        max(1, int(round(0.5 / hop_s))))
     ref = full[np.nonzero(act)[0][0]]
     tr.distance_rel = np.clip(10 ** (-(full - ref) / 20.0), 0.05, 20.0)
+
+
+def level_change_db(times: np.ndarray, level_db: np.ndarray) -> float:
+    """Net level change over a track: a linear fit to its upper envelope.
+
+    The envelope (the 80th percentile over 0.5 s windows) follows the loud parts of
+    speech and music rather than their pauses and syllables.
+    """
+    if level_db.size < 3:
+        return 0.0
+    span = float(times[-1] - times[0])
+    if span <= 0:
+        return 0.0
+    n_win = max(2, int(round(span / 0.5)))
+    edges = np.linspace(times[0], times[-1] + 1e-9, n_win + 1)
+    which = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, n_win - 1)
+    t_c, env = [], []
+    for w in range(n_win):
+        sel = which == w
+        if sel.sum() >= 2:
+            t_c.append(times[sel].mean())
+            env.append(np.percentile(level_db[sel], 80))
+    if len(env) < 2:
+        return 0.0
+    slope = np.polyfit(np.asarray(t_c), np.asarray(env), 1)[0]
+    return float(slope * span)
 
 
 def _sort_loudest(tracks: list[SourceTrack]) -> list[SourceTrack]:

@@ -1,0 +1,271 @@
+"""Accuracy and speed of ``spa2v analyze`` on scenes with known ground truth.
+
+Binaural scenes are rendered through the measured KEMAR head in ../shared/data (a head
+the analysis is not calibrated on: it uses the spherical-head model), FOA scenes through
+the real concert-hall response rotated to many azimuths.  Prints one JSON line per figure
+and a summary against the issue's targets.
+
+    python benchmarks/analysis_accuracy.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from scipy.signal import fftconvolve  # noqa: E402
+
+from spa2v import cues, tracking  # noqa: E402
+from spa2v.analysis import analyze_array  # noqa: E402
+from spa2v.audio import read_audio, resample  # noqa: E402
+from spa2v.conventions import angle_diff_deg, n3d_to_sn3d, position_label  # noqa: E402
+from spa2v.hrtf import SofaHrtf  # noqa: E402
+from spa2v.simulate import Keyframe, SceneSource, Trajectory, simulate_scene  # noqa: E402
+from spa2v.sources import make_source  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SR = 48000
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def source_signal(name: str, dur: float, seed: int, piano: np.ndarray) -> np.ndarray:
+    if name == "piano":
+        start = (seed * 12345) % max(1, piano.size - int(dur * SR))
+        return piano[start : start + int(dur * SR)]
+    return make_source(name, duration_s=dur, sr=SR, seed=seed)
+
+
+def frontal_error(est: float, true: float) -> float:
+    """Azimuth error with front/back folding allowed (binaural cannot tell them apart)."""
+    e = abs(float(angle_diff_deg(est, true)))
+    folded = abs(float(angle_diff_deg(est, 180.0 - true)))
+    return min(e, folded)
+
+
+def run_scene(srcs, trajs, *, head, rt60, dur, seed, piano, fmt="binaural"):
+    ss = [SceneSource(source_signal(n, dur, seed + 7 * i, piano), t, name=n)
+          for i, (n, t) in enumerate(zip(srcs, trajs))]
+    sim = simulate_scene(ss, fmt=fmt, sr=SR, duration_s=dur, head=head, rt60_s=rt60,
+                         noise_snr_db=20.0, seed=seed)
+    return sim, analyze_array(sim.audio, SR, fmt)
+
+
+def bench_static(head, piano, quick):
+    azs = np.arange(-80, 81, 20 if quick else 10)
+    sources = ["noise", "engine", "babble", "piano"]
+    rows = []
+    for rt60 in (None, 0.5):
+        for i, az in enumerate(azs):
+            for j, src in enumerate(sources):
+                seed = 100 * i + j
+                sim, an = run_scene([src], [Trajectory.static(float(az), 0.0, 2.5)], head=head,
+                                    rt60=rt60, dur=2.0, seed=seed, piano=piano)
+                truth = sim.truth["sources"][0]
+                est = an["sources"][0] if an["sources"] else None
+                err = frontal_error(est["mean_azimuth_deg"], az) if est else 180.0
+                rows.append(dict(az=float(az), src=src, rt60=rt60, err=err,
+                                 pos_ok=bool(est and est["position"] == truth["position"]),
+                                 motion_ok=bool(est and est["motion"] == "static"),
+                                 n_sources=len(an["sources"])))
+    for rt60 in (None, 0.5):
+        sel = [r for r in rows if r["rt60"] == rt60]
+        inner = [r["err"] for r in sel if abs(r["az"]) <= 60]
+        outer = [r["err"] for r in sel if 60 < abs(r["az"]) <= 80]
+        emit(bench="static_binaural_kemar", rt60_s=rt60, scenes=len(sel),
+             mean_err_deg_abs_le_60=round(float(np.mean(inner)), 2),
+             mean_err_deg_60_to_80=round(float(np.mean(outer)), 2) if outer else None,
+             position_accuracy=round(float(np.mean([r["pos_ok"] for r in sel])), 4),
+             per_source={s: round(float(np.mean([r["err"] for r in sel if r["src"] == s
+                                                  and abs(r["az"]) <= 60])), 2)
+                         for s in ("noise", "engine", "babble", "piano")})
+    return rows
+
+
+def bench_motion(head, piano, quick):
+    cases = {
+        "left_to_right": lambda a: [Keyframe(0, 60 + a, 0, 4), Keyframe(4, -60 + a, 0, 4)],
+        "right_to_left": lambda a: [Keyframe(0, -60 + a, 0, 4), Keyframe(4, 60 + a, 0, 4)],
+        "approaching": lambda a: [Keyframe(0, 25 + a, 0, 8), Keyframe(4, 25 + a, 0, 2)],
+        "receding": lambda a: [Keyframe(0, -25 + a, 0, 2), Keyframe(4, -25 + a, 0, 8)],
+        "static": lambda a: [Keyframe(0, 35 + a, 0, 3)],
+    }
+    rows = []
+    for rt60 in (None, 0.5):
+        for k, (label, make) in enumerate(cases.items()):
+            for j, src in enumerate(["noise", "engine", "babble", "piano"]):
+                for rep in range(1 if quick else 2):
+                    seed = 1000 + 50 * k + 10 * j + rep
+                    offset = float(np.random.default_rng(seed).uniform(-10, 10))
+                    sim, an = run_scene([src], [Trajectory(make(offset))], head=head, rt60=rt60,
+                                        dur=4.0, seed=seed, piano=piano)
+                    truth = sim.truth["sources"][0]["motion"]
+                    est = an["sources"][0]["motion"] if an["sources"] else None
+                    rows.append(dict(label=label, truth=truth, est=est, src=src, rt60=rt60))
+    acc = float(np.mean([r["truth"] == r["est"] for r in rows]))
+    wrong = [(r["truth"], r["est"], r["src"], r["rt60"]) for r in rows if r["truth"] != r["est"]]
+    emit(bench="motion_binaural_kemar", scenes=len(rows), motion_accuracy=round(acc, 4),
+         wrong=wrong[:12])
+    return rows
+
+
+def bench_two_sources(head, piano, quick):
+    rng = np.random.default_rng(7)
+    n = 12 if quick else 30
+    ok = 0
+    errs = []
+    pairs = [("noise", "engine"), ("babble", "noise"), ("engine", "babble"), ("piano", "noise")]
+    for i in range(n):
+        while True:
+            a1, a2 = rng.uniform(-70, 70, 2)
+            if abs(a1 - a2) >= 30:
+                break
+        s1, s2 = pairs[i % len(pairs)]
+        sim, an = run_scene([s1, s2], [Trajectory.static(a1, 0, 2.5), Trajectory.static(a2, 0, 2.5)],
+                            head=head, rt60=None, dur=3.0, seed=5000 + i, piano=piano)
+        est = [s["mean_azimuth_deg"] for s in an["sources"]]
+        found = []
+        for a in (a1, a2):
+            e = min((frontal_error(x, a) for x in est), default=180.0)
+            found.append(e)
+        errs.extend(found)
+        ok += all(e <= 8.0 for e in found)
+    emit(bench="two_sources_binaural_kemar", scenes=n, both_within_8deg=round(ok / n, 4),
+         mean_err_deg=round(float(np.mean(errs)), 2))
+
+
+def bench_stereo(quick):
+    """Amplitude-panned studio stereo: constant-power pan law; truth from the tangent law."""
+    rng = np.random.default_rng(3)
+    n = 30 if quick else 90
+    ok = 0
+    for i in range(n):
+        pan = rng.uniform(-1, 1)  # -1 = hard right, +1 = hard left
+        theta = (1 - pan) * np.pi / 4  # 0 = left only
+        gl, gr = np.cos(theta), np.sin(theta)
+        src = make_source(["noise", "engine", "babble", "music"][i % 4], duration_s=2.0, sr=SR,
+                          seed=i)
+        y = np.stack([gl * src, gr * src]).astype(np.float32)
+        y += 0.01 * rng.standard_normal(y.shape).astype(np.float32)
+        truth_az = float(tracking.stereo_pan_to_azimuth(20 * np.log10(gl / gr)))
+        an = analyze_array(y, SR, "stereo")
+        ok += bool(an["sources"]) and an["sources"][0]["position"] == position_label(truth_az)
+    emit(bench="panned_stereo", scenes=n, position_accuracy=round(ok / n, 4))
+
+
+def bench_foa(piano, quick):
+    ir, sr_ir = read_audio(DATA / "foa" / "IR_Gewandhaus_SH1.wav", check=False)
+    ir = n3d_to_sn3d(resample(ir, sr_ir, SR))
+    rows = []
+    azs = np.arange(-180, 180, 30 if quick else 15)
+    for i, az in enumerate(azs):
+        src = piano[: SR * 3] if i % 2 else make_source("noise", duration_s=3.0, sr=SR, seed=i)
+        y = np.stack([fftconvolve(src, h)[: src.size] for h in ir]).astype(np.float32)
+        c, s = np.cos(np.deg2rad(az)), np.sin(np.deg2rad(az))
+        x, yy = y[3].copy(), y[1].copy()
+        y[3], y[1] = c * x - s * yy, s * x + c * yy  # rotate about the vertical axis
+        an = analyze_array(y, SR, "foa")
+        if not an["sources"]:
+            rows.append((180.0, 90.0))
+            continue
+        best = an["sources"][0]
+        act = np.asarray(best["active"])
+        el = float(np.median(np.asarray(best["elevation_deg"])[act]))
+        rows.append((abs(float(angle_diff_deg(best["mean_azimuth_deg"], az))), abs(el - (-10.0))))
+    r = np.asarray(rows)
+    emit(bench="foa_real_hall", scenes=len(rows), mean_az_err_deg=round(float(r[:, 0].mean()), 2),
+         mean_el_err_deg=round(float(r[:, 1].mean()), 2),
+         note="truth: the hall's direct sound at az 0 + rotation, el -10 (data README)")
+
+
+def bench_speed():
+    rng = np.random.default_rng(0)
+    dur = 10.0
+    sim = simulate_scene([SceneSource(make_source("engine", duration_s=dur, sr=SR, seed=1),
+                                      Trajectory([Keyframe(0, 60, 0, 4), Keyframe(dur, -60, 0, 4)]))],
+                         fmt="binaural", sr=SR, duration_s=dur, noise_snr_db=30.0)
+    y = sim.audio
+    foa = simulate_scene([SceneSource(make_source("engine", duration_s=dur, sr=SR, seed=1),
+                                      Trajectory.static(30, 10, 3))],
+                         fmt="foa", sr=SR, duration_s=dur).audio
+    tracking.spherical_calibration(SR)  # built once per process, cached
+
+    def best_of(fn, n=15):
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+
+    t_bin = best_of(lambda: tracking.analyze_signal(y, SR, "binaural"))
+    t_foa = best_of(lambda: tracking.analyze_signal(foa, SR, "foa"))
+    t_base = best_of(lambda: baseline_binaural(y, SR), n=3)
+    emit(bench="speed", clip_s=dur, binaural_realtime_factor=round(dur / t_bin, 1),
+         foa_realtime_factor=round(dur / t_foa, 1), baseline_realtime_factor=round(dur / t_base, 1),
+         speedup_vs_baseline=round(t_base / t_bin, 2), threads=1)
+    _ = rng
+
+
+def baseline_binaural(y: np.ndarray, sr: int) -> np.ndarray:
+    """A straightforward baseline: librosa's STFT, then numpy GCC-PHAT frame by frame."""
+    import librosa
+
+    hop, n_fft = cues.frame_params(sr)
+    L = librosa.stft(y[0], n_fft=n_fft, hop_length=hop)
+    R = librosa.stft(y[1], n_fft=n_fft, hop_length=hop)
+    max_lag = int(np.ceil(1e-3 * sr))
+    itds = []
+    for t in range(L.shape[1]):
+        c = L[:, t] * np.conj(R[:, t])
+        r = np.fft.irfft(c / (np.abs(c) + 1e-12), n=n_fft)
+        r = np.concatenate([r[-max_lag:], r[: max_lag + 1]])
+        itds.append(-(np.argmax(r) - max_lag) / sr)
+    return np.asarray(itds)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer scenes")
+    ap.add_argument("--only", default=None, help="comma list: static,motion,two,stereo,foa,speed")
+    args = ap.parse_args()
+    if not DATA.exists():
+        print(f"needs the measured data in {DATA}", file=sys.stderr)
+        return 2
+    only = set(args.only.split(",")) if args.only else None
+
+    def want(k):
+        return only is None or k in only
+
+    head = SofaHrtf.from_file(DATA / "hrtf" / "mit_kemar_normal_pinna.sofa", SR)
+    piano, _ = read_audio(DATA / "audio" / "piano_mono.flac", sr=SR, mono=True)
+    piano = piano[0] / (np.sqrt(np.mean(piano[0] ** 2)) + 1e-12) * 0.1
+    t0 = time.time()
+    if want("speed"):
+        bench_speed()
+    if want("static"):
+        bench_static(head, piano, args.quick)
+    if want("motion"):
+        bench_motion(head, piano, args.quick)
+    if want("two"):
+        bench_two_sources(head, piano, args.quick)
+    if want("stereo"):
+        bench_stereo(args.quick)
+    if want("foa"):
+        bench_foa(piano, args.quick)
+    emit(bench="done", wall_s=round(time.time() - t0, 1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
