@@ -93,16 +93,21 @@ def _add_at(y: np.ndarray, start: int, x: np.ndarray) -> None:
         y[a:b] += x[a - start : b - start]
 
 
+def _taper(f_hz: np.ndarray, limit_hz: float) -> np.ndarray:
+    """1 well below ``limit_hz``, 0 above, a smooth ramp over the last 10 % (no clicks)."""
+    return np.clip((limit_hz - f_hz) / (0.1 * limit_hz), 0.0, 1.0)
+
+
 def _harmonics(
     f0_hz: np.ndarray, sr: int, amps: np.ndarray, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Sum of harmonics ``k * f0`` (k = 1..len(amps)) following ``f0_hz``, muted above 0.45 sr."""
+    """Sum of harmonics ``k * f0`` (k = 1..len(amps)) following ``f0_hz``, faded out towards 0.45 sr."""
     ph = _phase(f0_hz, sr)
     y = np.zeros_like(f0_hz)
     for k, a in enumerate(amps, start=1):
         if a == 0.0:
             continue
-        audible = (k * f0_hz < 0.45 * sr).astype(np.float64)
+        audible = _taper(k * f0_hz, 0.45 * sr)
         offset = rng.uniform(0, 2 * np.pi) if rng is not None else 0.0
         y += a * audible * np.sin(k * ph + offset)
     return y
@@ -139,7 +144,7 @@ def _formant_voice(
             bw = bandwidths_hz[min(i, len(bandwidths_hz) - 1)]
             gain += _resonance_gain(fk, formants_hz[i], np.full_like(fk, bw)) * (0.7**i)
         gain *= (2.0 ** (tilt_db_per_oct / 6.02)) ** np.log2(k)
-        gain *= fk < min(max_hz, 0.45 * sr)
+        gain *= fk < min(max_hz, 0.45 * sr)  # harmonics there are ~60 dB down: no click
         y += gain * np.sin(k * ph + rng.uniform(0, 2 * np.pi))
     return y
 
