@@ -303,32 +303,49 @@ def loudness_slope_db_per_s(loudness_db: np.ndarray, hop_s: float, *, window_s: 
 
 
 # --------------------------------------------------------------------------- FOA
+def foa_intensity_vectors(S: Spectrogram) -> tuple[np.ndarray, np.ndarray]:
+    """Active intensity vectors and energy density of AmbiX FOA per time-frequency bin.
+
+    Returns
+    -------
+    intensity : shape ``(3, frames, bins)``, components (x, y, z) = Re{W* (X, Y, Z)}
+    energy : shape ``(frames, bins)``, ``(|W|^2 + |X|^2 + |Y|^2 + |Z|^2) / 2``
+        (for an SN3D plane wave both ``|I|`` and the energy equal ``|s|^2``).
+    """
+    W, Y, Z, X = S.X[0], S.X[1], S.X[2], S.X[3]
+    Wc = np.conj(W)
+    intensity = np.stack([(Wc * X).real, (Wc * Y).real, (Wc * Z).real])
+    P = S.power
+    energy = 0.5 * (P[0] + P[1] + P[2] + P[3])
+    return intensity, energy
+
+
 def foa_intensity(S: Spectrogram) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Active intensity of AmbiX FOA per time-frequency bin.
+    """Direction of the active intensity of AmbiX FOA per time-frequency bin.
 
     Returns
     -------
     azimuth_deg, elevation_deg : shape ``(frames, bins)``
     intensity_norm : ``|I|`` per bin, shape ``(frames, bins)``
-    energy : ``(|W|^2 + |X|^2 + |Y|^2 + |Z|^2) / 2`` per bin (SN3D plane wave: ``|s|^2``)
+    energy : energy density per bin, shape ``(frames, bins)``
     """
-    W, Y, Z, X = S.X[0], S.X[1], S.X[2], S.X[3]
-    Wc = np.conj(W)
-    ix = (Wc * X).real
-    iy = (Wc * Y).real
-    iz = (Wc * Z).real
+    (ix, iy, iz), energy = foa_intensity_vectors(S)
     az = np.rad2deg(np.arctan2(iy, ix))
     el = np.rad2deg(np.arctan2(iz, np.hypot(ix, iy)))
-    inorm = np.sqrt(ix * ix + iy * iy + iz * iz)
-    P = S.power
-    energy = 0.5 * (P[0] + P[1] + P[2] + P[3])
-    return az, el, inorm, energy
+    return az, el, np.sqrt(ix * ix + iy * iy + iz * iz), energy
 
 
-def foa_diffuseness(inorm: np.ndarray, energy: np.ndarray, n_avg: int = 5) -> np.ndarray:
-    """Diffuseness per frame, ``1 - |<I>| / <E>`` (averaged over bins and ``n_avg`` frames)."""
-    num = smooth(inorm.sum(axis=-1), n_avg)
-    den = smooth(energy.sum(axis=-1), n_avg) + EPS
+def foa_diffuseness(S: Spectrogram, n_avg: int = 10) -> np.ndarray:
+    """Diffuseness per frame, ``1 - |<I>| / <E>``.
+
+    The intensity vectors are averaged over ``n_avg`` frames per bin before their norm is
+    taken (the expectation in the definition); 0 for a plane wave, near 1 for a diffuse
+    field or independent channels.
+    """
+    intensity, energy = foa_intensity_vectors(S)
+    mean_i = smooth(intensity, n_avg, axis=1)
+    num = np.sqrt((mean_i**2).sum(axis=0)).sum(axis=-1)
+    den = smooth(energy, n_avg, axis=0).sum(axis=-1) + EPS
     return np.clip(1.0 - num / den, 0.0, 1.0)
 
 

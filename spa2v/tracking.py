@@ -493,8 +493,7 @@ def analyze_signal(
 
     if fmt == "foa":
         az_b, el_b, w_b, _ = _foa_bins(S)
-        az_full, el_full, inorm, energy = cues.foa_intensity(S)
-        diff = cues.foa_diffuseness(inorm, energy)
+        diff = cues.foa_diffuseness(S)
         # per-frame intensity-vector direction over all bins
         Wc = np.conj(S.X[0])
         ix = (Wc * S.X[3]).real.sum(-1)
@@ -729,8 +728,13 @@ def level_change_db(times: np.ndarray, level_db: np.ndarray) -> float:
             env.append(np.percentile(level_db[sel], 80))
     if len(env) < 2:
         return 0.0
-    slope = np.polyfit(np.asarray(t_c), np.asarray(env), 1)[0]
-    return float(slope * span)
+    t_c, env = np.asarray(t_c), np.asarray(env)
+    slope, icpt = np.polyfit(t_c, env, 1)
+    change = float(slope * span)
+    # a trend must stand out from the envelope's own ups and downs (phrases of speech,
+    # notes of music): below twice the residual spread it is not a change of distance
+    resid = float(np.std(env - (slope * t_c + icpt)))
+    return change if abs(change) >= 2.0 * resid else 0.0
 
 
 def _sort_loudest(tracks: list[SourceTrack]) -> list[SourceTrack]:

@@ -29,7 +29,7 @@ def spa2v(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 def write_scene(path: Path, trajectories, sources=("engine",), dur=4.0, fmt="binaural") -> Path:
     ss = [SceneSource(make_source(n, duration_s=dur, sr=SR, seed=11 + i), t, name=n)
-          for i, (n, t) in enumerate(zip(sources, trajectories))]
+          for i, (n, t) in enumerate(zip(sources, trajectories, strict=True))]
     sim = simulate_scene(ss, fmt=fmt, sr=SR, duration_s=dur, seed=1)
     write_wav(path, sim.audio, SR)
     return path
