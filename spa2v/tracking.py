@@ -3,16 +3,17 @@
 Pipeline (``analyze_signal``):
 
 1. One STFT per channel (``spa2v.cues.stft``), reused by every cue.
-2. Per time-frequency bin, a direction estimate: binaural from the low-frequency IPD
-   through the head model's phase-delay ITD; studio stereo from the bin's level
-   difference through the stereophonic tangent law; FOA from the active intensity.
-3. DUET-style clustering: weighted azimuth histograms over short windows, peaks linked
-   into up to ``max_sources`` tracks.
+2. Source directions per short window: binaural from the peaks of the window-averaged
+   GCC-PHAT function (only ITDs a head can produce); studio stereo and FOA from
+   weighted azimuth histograms of per-bin directions (the bin's level difference
+   through the stereophonic tangent law; the active intensity).
+3. Window peaks linked into up to ``max_sources`` tracks that survive pauses.
 4. Per frame and track, a direction: where one track is alive, from all bins (binaural:
    GCC-PHAT ITD and high-frequency ILD through the calibrated head model, fused by
    inverse variance with the interaural coherence as a reliability weight; stereo: the
-   pan law; FOA: the summed intensity vector); where several are, from the bins
-   assigned to each.
+   pan law; FOA: the summed intensity vector); where several are, binaural tracks take
+   the frame's GCC-PHAT peak nearest their own ITD, stereo and FOA tracks the bins
+   nearest their direction.
 5. Activity, smoothing, position and motion labels, a distance trend from loudness.
 """
 
@@ -38,7 +39,6 @@ STEREO_SPEAKER_DEG = 30.0
 """Loudspeaker half-angle of the standard stereo set-up used by the tangent law."""
 AZ_GRID = np.arange(-90.0, 90.5, 1.0)
 HF_BAND_HZ = (1500.0, 12000.0)
-LF_BAND_HZ = (150.0, 1400.0)
 GCC_REL_HEIGHT = 0.4
 """A GCC-PHAT window peak counts as a source above this fraction of the highest peak."""
 MIN_REL_MASS = 0.25
@@ -59,14 +59,16 @@ class HeadCalibration:
     n_fft: int
     azimuth_deg: np.ndarray  # (A,)
     itd_s: np.ndarray  # (A,) broadband GCC-PHAT ITD
-    ipd_itd_s: np.ndarray  # (A,) low-frequency phase-delay ITD
     ild_hf_db: np.ndarray  # (A,) high-frequency ILD
 
     def az_from_itd(self, itd_s: np.ndarray) -> np.ndarray:
         return _monotonic_inverse(self.azimuth_deg, self.itd_s, itd_s)
 
-    def az_from_ipd_itd(self, itd_s: np.ndarray) -> np.ndarray:
-        return _monotonic_inverse(self.azimuth_deg, self.ipd_itd_s, itd_s)
+    @property
+    def ild_monotonic_limit_deg(self) -> float:
+        """Azimuth magnitude up to which the head's HF ILD rises monotonically (5 deg margin)."""
+        a, t = self.azimuth_deg, self.ild_hf_db
+        return float(min(abs(a[int(np.argmax(t))]), abs(a[int(np.argmin(t))])) - 5.0)
 
     def az_from_ild(self, ild_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Azimuth from HF ILD over the table's monotonic range, and whether it saturated."""
@@ -102,14 +104,7 @@ def calibrate_from_hrirs(
         H = H[..., idx]
     S = cues.Spectrogram(np.moveaxis(H, 1, 0).astype(np.complex64), sr, hop, n_fft)
     itd, _ = cues.gcc_phat(S)
-    f = S.freqs
-    P = S.power
-    hf = (f >= HF_BAND_HZ[0]) & (f <= HF_BAND_HZ[1])
-    ild_hf = 10 * np.log10((P[0][:, hf].sum(-1) + cues.EPS) / (P[1][:, hf].sum(-1) + cues.EPS))
-    # low-frequency phase delay: unwrap the IPD from DC upwards, average IPD/omega
-    ph = np.unwrap(np.angle(H[:, 0] * np.conj(H[:, 1])), axis=-1)
-    lf = (f >= LF_BAND_HZ[0]) & (f <= LF_BAND_HZ[1])
-    ipd_itd = np.mean(ph[:, lf] / (2 * np.pi * f[lf]), axis=-1)
+    ild_hf = _hf_ild_db(S.power, S.freqs)
     order = np.argsort(azimuth_deg)
     a = np.asarray(azimuth_deg, dtype=float)[order]
 
@@ -117,7 +112,7 @@ def calibrate_from_hrirs(
         return np.interp(AZ_GRID, a, np.asarray(v, dtype=float)[order])
 
     return HeadCalibration(
-        name, int(sr), n_fft, AZ_GRID.copy(), onto_grid(itd), onto_grid(ipd_itd), onto_grid(ild_hf)
+        name, int(sr), n_fft, AZ_GRID.copy(), onto_grid(itd), onto_grid(ild_hf)
     )
 
 
@@ -373,22 +368,11 @@ def fuse_binaural_azimuth(
     s_ild = np.abs(np.interp(az_itd, cal.azimuth_deg, d_ild))
     sigma_itd = 15e-6 / np.clip(peak, 0.05, 1.0)
     sigma_ild = 4.0  # heads differ: the ILD is trusted less than the ITD
-    lim = _ild_monotonic_limit(cal)
+    lim = cal.ild_monotonic_limit_deg
     usable = ~sat & (np.abs(az_itd) <= lim) & (np.abs(az_ild) <= lim)
     w_itd = (s_itd / sigma_itd) ** 2
     w_ild = np.where(usable, (s_ild / sigma_ild) ** 2, 0.0)
     return (w_itd * az_itd + w_ild * az_ild) / (w_itd + w_ild + cues.EPS)
-
-
-@lru_cache(maxsize=16)
-def _ild_limit_cached(key: int, table: tuple) -> float:
-    t = np.asarray(table)
-    a = AZ_GRID
-    return float(min(abs(a[int(np.argmax(t))]), abs(a[int(np.argmin(t))])) - 5.0)
-
-
-def _ild_monotonic_limit(cal: HeadCalibration) -> float:
-    return _ild_limit_cached(id(cal), tuple(np.round(cal.ild_hf_db, 4)))
 
 
 def _masked_mean_az(az_bins, w_bins, mask, circular):
@@ -539,7 +523,7 @@ def _activity(level_db: np.ndarray, *, floor_rel_db: float = 40.0) -> np.ndarray
         thr = max(thr, min(floor + 6.0, peak - 6.0))
     act = level_db > thr
     # majority vote over 5 frames: closes short gaps and drops blips
-    return _running_mean(act.astype(np.float64), 5) > 0.5
+    return cues.smooth(act.astype(np.float64), 5) > 0.5
 
 
 def _track_output(az, act, circular, lvl, rel):
@@ -651,10 +635,6 @@ def _resolve_foa(track_az, az_b, el_b, w_b, active, level_w, diff):
         conf = float(np.clip(np.mean((1 - diff[act]) * np.minimum(share[act] * 1.5, 1)), 0, 1))
         out.append((_smooth_track(az, act, True), _smooth_track(el, act, False), lvl, act, conf))
     return out
-
-
-def _running_mean(x: np.ndarray, n: int) -> np.ndarray:
-    return cues.smooth(x, n)
 
 
 def _running_median(x: np.ndarray, n: int) -> np.ndarray:
