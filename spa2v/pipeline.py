@@ -31,6 +31,16 @@ class PlanOptions:
     camera: Camera | None = None
     background: str | None = None
     max_sources: int = 4
+    # MLLM planner (planners.mllm): a chat-completions server or a local transformers dir.
+    endpoint: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    model_path: PathType | None = None
+    examples: int = 3
+    temperature: float = 0.5
+    retries: int = 2
+    timeout_s: float = 60.0
+    send_audio: bool = False
 
 
 @dataclass
@@ -40,6 +50,19 @@ class RenderOptions:
     size: tuple[int, int] = (512, 288)
     seed: int = 0
     overlay: bool = False
+    # Diffusion generator (generators.video.diffusion): a checkpoint dir or "tiny".
+    model: str | None = None
+    guidance: str | None = None
+    steps: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+    cpu_offload: bool = False
+
+
+def _instantiate(cls, opts):
+    """A planner or generator from its class: ``from_options(opts)`` where it has one."""
+    from_options = getattr(cls, "from_options", None)
+    return from_options(opts) if callable(from_options) else cls()
 
 
 def plan(audio_path: PathType, opts: PlanOptions | None = None) -> tuple[SceneLayout, dict]:
@@ -50,9 +73,10 @@ def plan(audio_path: PathType, opts: PlanOptions | None = None) -> tuple[SceneLa
     if not analysis["sources"]:
         raise InputError("no sound source was found (silence or only noise); "
                          "there is nothing to place in a video", audio_path)
-    planner = load("planners", opts.planner)()
+    planner = _instantiate(load("planners", opts.planner), opts)
+    extra = {"audio_path": audio_path} if getattr(planner, "wants_audio", False) else {}
     layout = planner.plan(analysis, labels=opts.labels, caption=opts.caption, fps=opts.fps,
-                          camera=opts.camera, background=opts.background)
+                          camera=opts.camera, background=opts.background, **extra)
     return layout, analysis
 
 
@@ -70,7 +94,7 @@ def render(
     if not isinstance(layout, SceneLayout):
         layout = load_layout(layout)
     audio = read_audio(audio_path) if audio_path is not None else None
-    gen = load("video_generators", opts.generator)()
+    gen = _instantiate(load("video_generators", opts.generator), opts)
     return gen.render(layout, out_path, audio=audio, fps=opts.fps, size=opts.size,
                       seed=opts.seed, overlay=opts.overlay, overwrite=overwrite,
                       progress=progress)

@@ -17,9 +17,15 @@ GROUPS = {
     "video_generators": "spa2v.video_generators",
 }
 BUILTIN = {
-    "planners": {"rule": "planners.rule:RulePlanner"},
-    "video_generators": {"animatic": "generators.video.animatic:AnimaticRenderer"},
+    "planners": {"rule": "planners.rule:RulePlanner", "mllm": "planners.mllm:MLLMPlanner"},
+    "video_generators": {
+        "animatic": "generators.video.animatic:AnimaticRenderer",
+        "diffusion": "generators.video.diffusion:DiffusionRenderer",
+    },
 }
+
+EXTRAS = {"mllm": "mllm", "diffusion": "diffusion"}
+"""The pyproject extra that brings a built-in's third-party dependencies."""
 
 
 def available(kind: str) -> dict[str, str]:
@@ -37,4 +43,12 @@ def load(kind: str, name: str):
         raise InputError(f"unknown {kind[:-1].replace('_', ' ')} {name!r}; available: "
                          f"{', '.join(sorted(targets))}")
     module, _, attr = targets[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top and top not in {"spa2v", "planners", "generators", "demo"}:
+            extra = EXTRAS.get(name, "all")
+            raise InputError(f"the {name} {kind[:-1].replace('_', ' ')} needs the package "
+                             f"{top!r}: pip install 'spa2v[{extra}]'") from exc
+        raise
