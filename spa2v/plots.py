@@ -13,12 +13,22 @@ COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
 
 
 def _figure(rows: int, height: float = 2.4):
+    """A figure of ``rows`` stacked axes sharing x.
+
+    The figure is a plain ``Figure`` with an Agg canvas, not one of pyplot's (pyplot's
+    global state is not thread-safe and the demo plots from several worker threads);
+    ``plt.close(fig)`` on it is a harmless no-op.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(rows, 1, figsize=(8, height * rows), sharex=True, squeeze=False)
+    fig = Figure(figsize=(8, height * rows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)
     return plt, fig, axes[:, 0]
 
 
@@ -55,6 +65,36 @@ def plot_analysis(analysis: dict, path: PathType, *, overwrite: bool = False) ->
         axes[-1].legend(loc="upper right", fontsize=8)
     axes[-1].set_ylabel("loudness (dBFS)")
     axes[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    with atomic_output(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_trajectories(truth: dict, path: PathType, *, overwrite: bool = False) -> Path:
+    """Azimuth, elevation and distance over time of each source of a ground truth
+    (:func:`spa2v.simulate.scene_truth`), as a PNG."""
+    plt, fig, axes = _figure(3, height=2.0)
+    for i, s in enumerate(truth["sources"]):
+        c = COLORS[i % len(COLORS)]
+        t = np.asarray(s["times"], dtype=float)
+        axes[0].plot(t, s["azimuth_deg"], color=c, lw=2,
+                     label=f"{s.get('name', f'source {i}')}: {s['position']}, {s['motion']}")
+        axes[1].plot(t, s["elevation_deg"], color=c, lw=2)
+        axes[2].plot(t, s["distance_m"], color=c, lw=2)
+    axes[0].set_ylim(-180, 180)
+    axes[0].set_yticks([-180, -90, 0, 90, 180])
+    axes[0].axhspan(-15, 15, color="0.9", zorder=0)
+    axes[0].set_ylabel("azimuth (deg)\n+ = left")
+    axes[0].set_title(f"trajectories ({truth.get('format', '')})")
+    if truth["sources"]:
+        axes[0].legend(loc="upper right", fontsize=8)
+    axes[1].set_ylim(-90, 90)
+    axes[1].set_ylabel("elevation (deg)")
+    axes[2].set_ylabel("distance (m)")
+    axes[2].set_ylim(bottom=0)
+    axes[2].set_xlabel("time (s)")
     fig.tight_layout()
     with atomic_output(path, overwrite) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
