@@ -79,6 +79,9 @@ class RulePlanner:
         Length of the moving average on the loudness (distance) track.
     r_range : (float, float)
         Clamp on the relative distance.
+    start_window_s : float
+        The start distance (the size reference) is the median over this much of the
+        source's first active time.
     """
 
     name = "rule"
@@ -94,6 +97,7 @@ class RulePlanner:
         min_active_fraction: float = 0.3,
         smooth_s: float = 1.0,
         r_range: tuple[float, float] = (0.25, 4.0),
+        start_window_s: float = 1.0,
     ) -> None:
         self.horizon_y = horizon_y
         self.ground_offset = ground_offset
@@ -103,6 +107,7 @@ class RulePlanner:
         self.min_active_fraction = min_active_fraction
         self.smooth_s = smooth_s
         self.r_range = r_range
+        self.start_window_s = start_window_s
 
     # ------------------------------------------------------------------ public
     def plan(
@@ -257,7 +262,10 @@ class RulePlanner:
         azimuth = np.where(n_az > 0, np.rad2deg(np.arctan2(s, c)), np.nan)
         azimuth = _fill_nearest_angle(azimuth, times)
 
-        loud = _window_mean(k_of, np.where(ok, src["loudness_db"], 0.0), w, n_key)
+        # Mean power, not mean dB, per window: a near-silent frame (an onset, a gap) in a
+        # window must not drag its level down by tens of dB.
+        power = 10.0 ** (np.where(ok, src["loudness_db"], -200.0) / 10.0)
+        loud = 10.0 * np.log10(np.maximum(_window_mean(k_of, power, w, n_key), 1e-20))
         loud = _smooth(_fill_nearest(loud, times), max(0, int(round(self.smooth_s * fps / 2))))
 
         elevation = None
@@ -306,12 +314,16 @@ class RulePlanner:
         self, tr: _Track, cls: SoundClass, camera: Camera, loud_ref: float, fps: float
     ) -> dict[str, Any]:
         lo, hi = self.r_range
-        first = int(np.argmax(tr.active)) if tr.active.any() else 0
         if tr.distance_rel is not None:
-            r_rel = tr.distance_rel / tr.distance_rel[first]
+            r_raw = np.asarray(tr.distance_rel, dtype=np.float64)
         else:
-            r_rel = 10.0 ** (-(tr.loudness_db - tr.loudness_db[first]) / 20.0)
-        r_rel = np.clip(r_rel, lo, hi)
+            r_raw = 10.0 ** (-np.asarray(tr.loudness_db, dtype=np.float64) / 20.0)
+        # The start distance is the median over the first second of activity, not the
+        # first keyframe alone: that one often holds the onset (a fade-in, the sound's
+        # travel time) and would make the rest of the clip look several times too near.
+        act = np.flatnonzero(tr.active & np.isfinite(r_raw) & (r_raw > 0))
+        start = act[: max(1, int(round(self.start_window_s * fps)))] if act.size else [0]
+        r_rel = np.clip(r_raw / float(np.median(r_raw[start])), lo, hi)
         # A quieter source than the loudest sits a little farther back (half the 1/r law).
         depth_scale = float(np.clip(10.0 ** (-(tr.mean_loudness_db - loud_ref) / 40.0), 1.0, 1.7))
         r = r_rel * depth_scale
