@@ -100,3 +100,37 @@ def plot_trajectories(truth: dict, path: PathType, *, overwrite: bool = False) -
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def plot_alignment(report: dict, path: PathType, *, overwrite: bool = False,
+                   title: str | None = None) -> Path:
+    """Audio (solid) and picture (dashed) azimuth over time for each pair, as a PNG.
+
+    ``report`` must come from :func:`spa2v.evaluate.evaluate_alignment` with
+    ``with_series=True``.
+    """
+    plt, fig, axes = _figure(1, height=3.2)
+    ax = axes[0]
+    for k, s in enumerate(report.get("series", [])):
+        c = COLORS[k % len(COLORS)]
+        pair = next((p for p in report["pairs"] if p["audio_source"] == s["audio_source"]), {})
+        err = pair.get("mean_azimuth_error_deg")
+        ax.plot(s["times"], s["audio_azimuth_deg"], color=c, lw=2,
+                label=f"audio source {s['audio_source']}")
+        ax.plot(s["times"], s["video_azimuth_deg"], color=c, lw=2, ls="--",
+                label=f"picture track {s['visual_track']}"
+                      + (f" (mean error {err:.1f} deg)" if err is not None else ""))
+    ax.set_ylim(-90, 90)
+    ax.axhspan(-15, 15, color="0.9", zorder=0)
+    ax.set_ylabel("azimuth (deg)\n+ = left")
+    ax.set_xlabel("time (s)")
+    verdict = "aligned" if report["aligned"] else "not aligned"
+    ax.set_title((title + ": " if title else "") + verdict
+                 + f" (threshold {report['threshold']['max_mean_azimuth_error_deg']:g} deg)")
+    if report.get("series"):
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -242,7 +242,7 @@ def _open_input(path: PathType) -> av.container.InputContainer:
         raise InputError(f"cannot read as video: {exc}", p) from exc
     if not container.streams.video:
         container.close()
-        raise InputError("no video stream", p)
+        raise InputError("no video stream (not a video, or a video with no frames)", p)
     return container
 
 

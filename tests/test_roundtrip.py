@@ -1,0 +1,109 @@
+"""``spa2v roundtrip``: both directions through the real sonifier, analysis, planner,
+animatic renderer and visual tracker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from spa2v.audio import write_wav
+from spa2v.cli import main
+from spa2v.roundtrip import KINDS, KINDS_ONE, make_scene, scene_layout, suite_scenes
+from spa2v.layout import load_layout, save_layout
+from spa2v.simulate import Keyframe, SceneSource, Trajectory, simulate_scene
+from spa2v.sources import make_source
+
+pytest.importorskip("generators.audio.sonify")
+
+
+def test_scenes_are_what_their_kind_says():
+    scenes = suite_scenes(len(KINDS), seed=3)
+    assert [s.kind for s in scenes] == list(KINDS)
+    for s in scenes:
+        motions = [src.motion for src in s.sources]
+        if s.kind in KINDS_ONE:
+            expected = s.kind.removeprefix("crossing_")
+            assert motions == ["static" if expected.startswith("static") else expected]
+        else:
+            assert len(s.sources) == 2
+            assert set(motions) <= {"static", "left_to_right", "right_to_left", "approaching"}
+    assert make_scene("static_left", 5).sources[0].azimuth_deg[0] >= 15.0
+    assert make_scene("static_right", 5).sources[0].azimuth_deg[0] <= -15.0
+    assert make_scene("crossing_left_to_right", 1) == make_scene("crossing_left_to_right", 1)
+    with pytest.raises(ValueError, match="unknown scene kind"):
+        make_scene("sideways", 0)
+
+
+@pytest.mark.parametrize("fmt", ["binaural", "foa"])
+def test_layout_roundtrip_keeps_motion_and_azimuth(tmp_path, fmt):
+    layout = scene_layout(make_scene("crossing_right_to_left", 2))
+    src = save_layout(layout, tmp_path / "l.json")
+    out = tmp_path / "r.json"
+    assert main(["roundtrip", "layout", str(src), "--format", fmt, "--json", str(out),
+                 "--audio-out", str(tmp_path / "a.wav"), "--layout-out",
+                 str(tmp_path / "back.json"), "-q"]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["planned"] and rep["sources_found"] == 1
+    (pair,) = rep["pairs"]
+    assert pair["motion_a"] == pair["motion_b"] == "right_to_left"
+    assert pair["mean_azimuth_error_deg"] < 5.0
+    info = sf.info(str(tmp_path / "a.wav"))
+    assert info.channels == (2 if fmt == "binaural" else 4)
+    back = load_layout(tmp_path / "back.json")
+    assert back.planner == "rule" and len(back.objects) == 1
+
+
+def test_audio_roundtrip_video_is_aligned(tmp_path):
+    traj = Trajectory((Keyframe(0.0, -60.0, 0.0, 4.0), Keyframe(3.0, 60.0, 0.0, 4.0)))
+    sim = simulate_scene([SceneSource(make_source("siren", duration_s=3.0, sr=48000, seed=2),
+                                      traj)], fmt="binaural", sr=48000, duration_s=3.0)
+    wav = write_wav(tmp_path / "x.wav", sim.audio, 48000)
+    out, video = tmp_path / "r.json", tmp_path / "v.mp4"
+    assert main(["roundtrip", "audio", str(wav), "--json", str(out), "--video-out", str(video),
+                 "--label", "ambulance", "-q"]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["aligned"] is True
+    (pair,) = rep["pairs"]
+    assert pair["direction_audio"] == pair["direction_video"] == "right_to_left"
+    assert pair["mean_azimuth_error_deg"] < 10.0
+    assert video.stat().st_size > 0
+
+
+def test_suite_prints_aggregate_json_lines(tmp_path, capsys):
+    out = tmp_path / "suite.json"
+    # the global flags may follow the mode
+    assert main(["roundtrip", "suite", "--scenes", "3", "--seed", "1", "--json", str(out),
+                 "-q"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    figures = {(d["figure"], d.get("kind")) for d in lines}
+    assert ("roundtrip_overall", None) in figures
+    assert ("roundtrip_by_kind", "static_center") in figures
+    overall = next(d for d in lines if d["figure"] == "roundtrip_overall")
+    assert overall["scenes"] == 3 and overall["objects"] == 3
+    for key in ("a_motion_agreement", "a_mean_azimuth_error_deg", "b_aligned",
+                "b_mean_azimuth_error_deg", "baseline_centre_azimuth_error_deg"):
+        assert overall[key] is not None
+    # three static sources (left, center, right): the positions and stillness survive
+    assert overall["a_motion_agreement"] == 1.0
+    assert overall["a_mean_azimuth_error_deg"] < 8.0
+    saved = json.loads(out.read_text())
+    assert [s["kind"] for s in saved["scenes"]] == ["static_left", "static_center",
+                                                    "static_right"]
+
+
+def test_bad_input_exits_2_and_leaves_outputs_alone(tmp_path, capsys):
+    assert main(["roundtrip", "layout", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+    keep = tmp_path / "keep.json"
+    keep.write_text("keep")
+    assert main(["roundtrip", "suite", "--scenes", "1", "--json", str(keep)]) == 2
+    assert keep.read_text() == "keep" and "--overwrite" in capsys.readouterr().err
+    assert main(["roundtrip", "suite", "--scenes", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["roundtrip"])
+    assert exc.value.code == 2
+    assert "MODE" in capsys.readouterr().err
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["keep.json"]
