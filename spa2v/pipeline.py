@@ -41,6 +41,7 @@ class PlanOptions:
     retries: int = 2
     timeout_s: float = 60.0
     send_audio: bool = False
+    max_new_tokens: int | None = None  # local model reply budget (None: derived)
 
 
 @dataclass

@@ -49,6 +49,8 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for a reply (default 60)")
     m.add_argument("--send-audio", action="store_true",
                    help="also send a mono 16 kHz downmix as an input_audio part")
+    m.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="reply length limit of a local model (default: enough for the layout)")
 
 
 def add_render_options(p: argparse.ArgumentParser) -> None:
@@ -112,6 +114,8 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
         raise InputError("--retries must be 0 or more")
     if args.timeout <= 0:
         raise InputError("--timeout must be positive")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise InputError("--max-new-tokens must be at least 1")
     if not 0.0 <= args.temperature <= 2.0:
         raise InputError("--temperature must be between 0 and 2")
     return PlanOptions(planner=args.planner, labels=args.labels, caption=args.caption,
@@ -121,7 +125,8 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
                        model=_model_for(args, "mllm"), api_key_env=args.api_key_env,
                        model_path=args.model_path, examples=args.examples,
                        temperature=args.temperature, retries=args.retries,
-                       timeout_s=args.timeout, send_audio=args.send_audio)
+                       timeout_s=args.timeout, send_audio=args.send_audio,
+                       max_new_tokens=args.max_new_tokens)
 
 
 def render_options(args: argparse.Namespace) -> RenderOptions:
