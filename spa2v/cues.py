@@ -62,7 +62,9 @@ class Spectrogram:
     @cached_property
     def power(self) -> np.ndarray:
         """``|X|^2``, shape ``(channels, frames, bins)``, float32 (computed once)."""
-        return self.X.real**2 + self.X.imag**2
+        p = np.square(self.X.real)
+        p += np.square(self.X.imag)
+        return p
 
 
 def frame_params(sr: int, hop_s: float = DEFAULT_HOP_S) -> tuple[int, int]:
@@ -98,7 +100,7 @@ def stft(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S) -> Spectrogram
         raise ValueError(f"signal of {n} samples is shorter than one analysis frame ({n_fft})")
     n_frames = 1 + (n - n_fft) // hop
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[:, ::hop][:, :n_frames]
-    X = sfft.rfft(frames * _window(n_fft), axis=-1, workers=1)
+    X = sfft.rfft(frames * _window(n_fft), axis=-1, workers=1, overwrite_x=True)
     return Spectrogram(X.astype(np.complex64, copy=False), int(sr), hop, n_fft)
 
 
@@ -181,30 +183,135 @@ def gcc_phat_function(
     max_itd_s: float = MAX_ITD_S,
     cross: np.ndarray | None = None,
     f_band: tuple[float, float] = (100.0, 10000.0),
+    weights: np.ndarray | None = None,
+    phase: tuple | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The GCC-PHAT function per frame over lags within +-``max_itd_s``.
+
+    ``weights``, optional, weighs each bin's phase term (e.g. :func:`onset_weights`),
+    shape ``(frames, bins)``, or ``(K, frames, bins)`` for K weightings at once (one
+    inverse FFT); each frame is then normalised by its summed weight.
 
     Returns
     -------
     itd_s : shape ``(lags,)``; the ITD each column stands for (positive: left leads).
-    r : shape ``(frames, lags)``; 1.0 for a single coherent source at that ITD.
+    r : shape ``(frames, lags)`` (``(K, frames, lags)`` for stacked weights); 1.0 for a
+        single coherent source at that ITD.
+
+    ``phase``, optional, is :func:`unit_cross_spectrum`'s result for these arguments
+    (computed once when several GCC functions share it).
+    """
+    unit, band, n_corr = phase or unit_cross_spectrum(S, cross=cross, f_band=f_band)
+    if weights is None:
+        phat = unit
+        norm = n_corr / max(float(band.sum()), 1.0)
+    else:
+        wb = weights[..., : unit.shape[-1]]
+        phat = unit * wb
+        norm = n_corr / ((wb * band).sum(axis=-1, keepdims=True) + EPS)
+    return _lag_function(phat, norm, S, n_corr, max_itd_s)
+
+
+def gcc_phat_windows(
+    S: Spectrogram,
+    starts: np.ndarray,
+    win: int,
+    weights: np.ndarray,
+    *,
+    max_itd_s: float = MAX_ITD_S,
+    cross: np.ndarray | None = None,
+    f_band: tuple[float, float] = (100.0, 10000.0),
+    phase: tuple | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted GCC-PHAT over windows of frames ``[s, s + win)`` for ``s`` in ``starts``.
+
+    Each bin's phase term counts with its weight (``(frames, bins)``, e.g. zero in silent
+    frames).  By linearity this is the mean of the per-frame functions of
+    :func:`gcc_phat_function`, each frame weighted by its summed weight, at the cost of
+    one inverse FFT per window rather than per frame.
+
+    Returns
+    -------
+    itd_s : shape ``(lags,)``
+    r : shape ``(windows, lags)``
+    weight : shape ``(windows,)``; the summed weight of each window's bins.
+    """
+    unit, band, n_corr = phase or unit_cross_spectrum(S, cross=cross, f_band=f_band)
+    wb = weights[:, : unit.shape[-1]] * band
+    stop = np.minimum(starts + win, unit.shape[0])
+
+    def window_sums(x):
+        c = np.concatenate([np.zeros((1,) + x.shape[1:], x.dtype), np.cumsum(x, axis=0)])
+        return c[stop] - c[starts]
+
+    num = window_sums(unit * wb)
+    w = window_sums(wb.sum(axis=-1, dtype=np.float64))
+    itds, r = _lag_function(num, n_corr / (w[:, None] + EPS), S, n_corr, max_itd_s)
+    return itds, r, w
+
+
+def unit_cross_spectrum(
+    S: Spectrogram, *, cross: np.ndarray | None = None,
+    f_band: tuple[float, float] = (100.0, 10000.0),
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The PHAT-weighted cross-spectrum shared by the GCC-PHAT functions.
+
+    Returns
+    -------
+    unit : shape ``(frames, bins)``; the cross-spectrum at unit magnitude over the bins
+        the correlation needs, zero outside ``f_band``.
+    band : shape ``(bins,)``; 1 inside the band.
+    n_corr : int; the inverse FFT size of the correlation.
     """
     c = cross_spectrum(S) if cross is None else cross
     n_corr, n_bins = _corr_size(S.n_fft, S.sr, f_band[1])
     f = S.freqs[:n_bins]
     band = ((f >= f_band[0]) & (f <= f_band[1])).astype(np.float32)
     cb = c[:, :n_bins]
-    phat = cb * (band / (np.abs(cb) + EPS))
+    mag = np.abs(cb)
+    mag += EPS
+    np.divide(band, mag, out=mag)
+    return cb * mag, band, n_corr
+
+
+def _lag_function(phat: np.ndarray, norm, S: Spectrogram, n_corr: int, max_itd_s: float):
     # the correlation only needs the band: an inverse FFT of n_corr points samples it at
     # sr * n_corr / n_fft (parabolic interpolation refines the peak below one sample)
-    r = sfft.irfft(phat, n=n_corr, axis=-1, workers=1) * (n_corr / max(band.sum(), 1.0))
     sr_c = S.sr * n_corr / S.n_fft
     max_lag = min(int(np.ceil(max_itd_s * sr_c)), n_corr // 2 - 2)
     # r[k] = sum_n l[n + k] r[n]: when the right channel is the left delayed by d samples
     # (left leads), the peak is at k = -d, so the ITD is minus the lag; columns are
     # ordered from ITD -max to +max.
     lags = np.arange(max_lag, -max_lag - 1, -1)
-    return -lags / sr_c, r[:, lags % n_corr]
+    r = sfft.irfft(phat, n=n_corr, axis=-1, workers=1)[..., lags % n_corr] * norm
+    return -lags / sr_c, r
+
+
+def onset_weights(
+    S: Spectrogram, *, n_bins: int | None = None, rise: float = 2.0, memory: int = 3
+) -> np.ndarray:
+    """Precedence weights per time-frequency bin, in [0, 1], shape ``(frames, bins)``.
+
+    A bin whose power (both channels) rises well above its last ``memory`` frames
+    carries a fresh wavefront: the direct sound, before the room's reflections and
+    reverberation arrive (the precedence effect).  The weight is
+    ``1 - rise * max(previous powers) / power``, clipped to [0, 1]; decaying and steady
+    bins weigh nothing, so reverberant tails cannot pull a direction towards the walls.
+    The first frames compare against silence: sound there weighs 1, silence 0.
+    """
+    nb = S.X.shape[-1] if n_bins is None else n_bins
+    P = S.power[0, :, :nb] + S.power[1, :, :nb] if S.X.shape[0] > 1 else S.power[0, :, :nb]
+    prev = np.zeros_like(P)
+    for k in range(1, memory + 1):
+        np.maximum(prev[k:], P[:-k], out=prev[k:])
+    w = np.clip(1.0 - rise * prev / (P + EPS), 0.0, 1.0)
+    w[P <= EPS] = 0.0  # silence carries no wavefront
+    return w
+
+
+def cue_bins(S: Spectrogram) -> int:
+    """Number of low bins that hold every two-channel cue (GCC-PHAT, coherence: 12 kHz)."""
+    return max(_corr_size(S.n_fft, S.sr, 10000.0)[1], _corr_size(S.n_fft, S.sr, 12000.0)[1])
 
 
 @lru_cache(maxsize=32)

@@ -4,16 +4,20 @@ Pipeline (``analyze_signal``):
 
 1. One STFT per channel (``spa2v.cues.stft``), reused by every cue.
 2. Source directions per short window: binaural from the peaks of the window-averaged
-   GCC-PHAT function (only ITDs a head can produce); studio stereo and FOA from
-   weighted azimuth histograms of per-bin directions (the bin's level difference
-   through the stereophonic tangent law; the active intensity).
+   GCC-PHAT function (only ITDs a head can produce) with every bin weighted by its
+   onset strength (``cues.onset_weights``: the precedence effect; the direct sound
+   leads the room's reflections and reverberation, so they cannot pose as sources);
+   studio stereo and FOA from weighted azimuth histograms of per-bin directions (the
+   bin's level difference through the stereophonic tangent law; the active intensity).
 3. Window peaks linked into up to ``max_sources`` tracks that survive pauses.
 4. Per frame and track, a direction: where one track is alive, from all bins (binaural:
    GCC-PHAT ITD and high-frequency ILD through the calibrated head model, fused by
    inverse variance with the interaural coherence as a reliability weight; stereo: the
    pan law; FOA: the summed intensity vector); where several are, binaural tracks take
-   the frame's GCC-PHAT peak nearest their own ITD, stereo and FOA tracks the bins
-   nearest their direction.
+   the frame's GCC-PHAT peak nearest their own ITD (the per-frame GCC-PHAT leans on
+   onset bins but keeps all bins) and a level share from the peak heights scaled by
+   each track's precedence strength (a reflection comes out quieter than its source);
+   stereo and FOA tracks take the bins nearest their direction.
 5. Activity, smoothing, position and motion labels, a distance trend from loudness.
 """
 
@@ -24,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, median_filter
 
 from spa2v import cues
 from spa2v.conventions import (
@@ -41,7 +45,13 @@ AZ_GRID = np.arange(-90.0, 90.5, 1.0)
 HF_BAND_HZ = (1500.0, 12000.0)
 GCC_REL_HEIGHT = 0.4
 """A GCC-PHAT window peak counts as a source above this fraction of the highest peak."""
+ONSET_FLOOR = 0.1
+"""Weight of a steady or decaying bin in the per-frame binaural GCC-PHAT (onsets add up to 1)."""
 MIN_REL_MASS = 0.25
+PREC_GAMMA = 4.0
+"""Where binaural tracks overlap, each one's level share is scaled by its precedence
+strength (onset-weighted GCC-PHAT along its path, relative to the strongest) to this power:
+wall reflections, strong mostly in the decays, come out quieter than their source."""
 """A track is kept when its summed peak height is at least this fraction of the strongest."""
 
 
@@ -220,24 +230,37 @@ def _window_sums(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
     return csum[np.minimum(starts + win, x.shape[0])] - csum[starts]
 
 
-def _pick_peaks(h: np.ndarray, centres: np.ndarray, *, circular: bool, max_sources: int,
-                min_sep_deg: float, rel_height: float) -> list[tuple[float, float]]:
-    if h.max() <= 0:
-        return []
-    left = np.roll(h, 1)
-    right = np.roll(h, -1)
+def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sources: int,
+                min_sep_deg: float, rel_height: float,
+                min_height: float = 0.0) -> list[list[tuple[float, float]]]:
+    """Peaks of each row of ``H`` (windows, bins): ``(azimuth, height)``, highest first.
+
+    A peak is a local maximum at least ``rel_height`` of its row's highest value and
+    above ``min_height``; peaks closer than ``min_sep_deg`` to a higher one are dropped.
+    """
+    H = np.asarray(H, dtype=np.float64)
+    left = np.roll(H, 1, axis=-1)
+    right = np.roll(H, -1, axis=-1)
     if not circular:  # the ends of the range are never peaks: the function may still rise
-        left[0] = right[-1] = np.inf
-    cand = np.nonzero((h >= left) & (h > right) & (h >= rel_height * h.max()))[0]
-    cand = cand[np.argsort(-h[cand])]
-    chosen: list[tuple[float, float]] = []
-    for c in cand:
-        az = float(centres[c])
-        if all(abs(float(angle_diff_deg(az, b))) >= min_sep_deg for b, _ in chosen):
-            chosen.append((az, float(h[c])))
-        if len(chosen) >= max_sources:
-            break
-    return chosen
+        left[:, 0] = right[:, -1] = np.inf
+    top = H.max(axis=-1, keepdims=True)
+    is_peak = (H >= left) & (H > right) & (H >= rel_height * top) & (H > min_height) & (top > 0)
+    rows, cols = np.nonzero(is_peak)
+    order = np.lexsort((-H[rows, cols], rows))  # by row, then highest first
+    rows, cols = rows[order], cols[order]
+    bounds = np.searchsorted(rows, np.arange(H.shape[0] + 1))
+    az_all, h_all = centres[cols].astype(float), H[rows, cols]
+    out: list[list[tuple[float, float]]] = []
+    for w in range(H.shape[0]):
+        chosen: list[tuple[float, float]] = []
+        for az, h in zip(az_all[bounds[w]:bounds[w + 1]].tolist(),
+                         h_all[bounds[w]:bounds[w + 1]].tolist(), strict=True):
+            if all(abs((az - b + 180.0) % 360.0 - 180.0) >= min_sep_deg for b, _ in chosen):
+                chosen.append((az, h))
+                if len(chosen) >= max_sources:
+                    break
+        out.append(chosen)
+    return out
 
 
 def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s):
@@ -254,30 +277,21 @@ def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s)
     starts, win = _windows(T, hop_s)
     H = gaussian_filter1d(_window_sums(frame_hist, starts, win), sigma=1.5, axis=1,
                           mode="wrap" if circular else "nearest")
-    peaks = [_pick_peaks(h, centres, circular=circular, max_sources=max_sources,
-                         min_sep_deg=20.0, rel_height=0.25) for h in H]
+    peaks = _pick_peaks(H, centres, circular=circular, max_sources=max_sources,
+                        min_sep_deg=20.0, rel_height=0.25)
     return peaks, starts, win
 
 
-def _gcc_window_peaks(itds, r, active, weight, cal: HeadCalibration, *, max_sources, hop_s):
-    """Peaks of the window-averaged GCC-PHAT function, as azimuths (binaural).
+def _gcc_window_peaks(itds, r_win, cal: HeadCalibration, *, max_sources):
+    """Peaks of window-averaged GCC-PHAT functions ``(windows, lags)``, as azimuths.
 
     Only ITDs a head can produce are searched (side lobes beyond them are not sources).
     """
-    T = r.shape[0]
-    starts, win = _windows(T, hop_s)
-    w = (active * weight)[:, None]
-    R = _window_sums(r * w, starts, win) / (_window_sums(w, starts, win) + cues.EPS)
     az_cols = cal.az_from_itd(itds)
     possible = np.abs(itds) <= 1.15 * np.max(np.abs(cal.itd_s))
-    R = np.where(possible, R, 0.0)
-    peaks = []
-    for h in R:
-        chosen = _pick_peaks(np.maximum(h, 0.0), az_cols, circular=False,
-                             max_sources=max_sources, min_sep_deg=20.0,
-                             rel_height=GCC_REL_HEIGHT)
-        peaks.append([(az, hgt) for az, hgt in chosen if hgt > 0.05])
-    return peaks, starts, win
+    R = np.where(possible, r_win, 0.0)
+    return _pick_peaks(np.maximum(R, 0.0), az_cols, circular=False, max_sources=max_sources,
+                       min_sep_deg=20.0, rel_height=GCC_REL_HEIGHT, min_height=0.05)
 
 
 def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
@@ -289,7 +303,7 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
     for wi, peaks in enumerate(peaks_per_win):
         live = [t for t in tracks if wi - t["last"] <= max_gap]
         pairs = sorted(
-            (abs(float(angle_diff_deg(p[0], t["az"][-1]))), pi, ti)
+            (abs((p[0] - t["az"][-1] + 180.0) % 360.0 - 180.0), pi, ti)
             for pi, p in enumerate(peaks) for ti, t in enumerate(live)
         )
         used_p, used_t = set(), set()
@@ -347,8 +361,9 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
 
 # =========================================================================== frame estimates
 def _hf_ild_db(P: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    hf = (freqs >= HF_BAND_HZ[0]) & (freqs <= HF_BAND_HZ[1])
-    return 10 * np.log10((P[0][:, hf].sum(-1) + cues.EPS) / (P[1][:, hf].sum(-1) + cues.EPS))
+    lo, hi = np.searchsorted(freqs, HF_BAND_HZ[0]), np.searchsorted(freqs, HF_BAND_HZ[1], "right")
+    e = P[:, :, lo:hi].sum(-1)
+    return 10 * np.log10((e[0] + cues.EPS) / (e[1] + cues.EPS))
 
 
 def fuse_binaural_azimuth(
@@ -433,10 +448,19 @@ def analyze_signal(
         return result([tr])
 
     if fmt in ("binaural", "stereo"):
-        cross = cues.cross_spectrum(S)
+        # every two-channel cue lives below 12 kHz: the cross-spectrum stops there
+        nb = cues.cue_bins(S)
+        cross = S.X[0, :, :nb] * np.conj(S.X[1, :, :nb])
         P = S.power
         _, ild_broad = cues.ild_db(S)
-        itds, r = cues.gcc_phat_function(S, cross=cross)
+        if fmt == "binaural":
+            # one inverse FFT for two weightings: per-frame directions lean on the direct
+            # sound (onsets) but keep every bin; source detection uses onsets alone
+            w_on = cues.onset_weights(S, n_bins=nb)
+            phase = cues.unit_cross_spectrum(S, cross=cross)
+            itds, r = cues.gcc_phat_function(S, weights=ONSET_FLOOR + w_on, phase=phase)
+        else:
+            itds, r = cues.gcc_phat_function(S, cross=cross)
         pos, peak = cues.parabolic_peak(r, np.argmax(r, axis=-1))
         itd_all = itds[0] + pos * (itds[1] - itds[0])
         peak = np.clip(peak, 0.0, 1.0)
@@ -446,8 +470,10 @@ def analyze_signal(
             return result([])
         if fmt == "binaural":
             cal = calibration or spherical_calibration(sr, hop_s)
-            peaks, starts, win = _gcc_window_peaks(itds, r, active, ic, cal,
-                                                   max_sources=max_sources, hop_s=hop_s)
+            starts, win = _windows(T, hop_s)
+            _, r_win, w_win = cues.gcc_phat_windows(S, starts, win, w_on * active[:, None],
+                                                    phase=phase)
+            peaks = _gcc_window_peaks(itds, r_win, cal, max_sources=max_sources)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
             if not track_az:
@@ -455,7 +481,8 @@ def analyze_signal(
             ild_hf = _hf_ild_db(P, S.freqs)
             az_single = fuse_binaural_azimuth(cal, itd_all, peak, ild_hf)
             sources = _resolve_binaural(track_az, itds, r, cal, az_single, peak * ic, active,
-                                        level.max(axis=0))
+                                        level.max(axis=0),
+                                        onsets=(r_win, w_win, starts + win // 2))
         else:
             cal = None
             az_bins, w_bins = _bin_directions_stereo(S)
@@ -568,7 +595,8 @@ def _resolve_tracks(track_az, az_bins, w_bins, az_single, rel_single, active, le
     return out
 
 
-def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, level_db):
+def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, level_db,
+                      onsets=None):
     """Binaural per-frame directions.
 
     Where one track is alive, the fused ITD/ILD estimate from all bins.  Where several
@@ -594,16 +622,42 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
             az_multi[k, idx] = cal.az_from_itd(itds[0] + pos * step)
             heights[k, idx] = np.where(alive[k, idx], np.clip(hgt, 0.0, None), 0.0)
     total = heights.sum(axis=0) + cues.EPS
+    # a source's loudness is its direct sound's: tracks that show mostly in decays
+    # (reflections) lose level in proportion to their precedence strength
+    prec = np.ones(K)
+    if K > 1 and onsets is not None:
+        prec = _precedence_strength(A, itds, *onsets, cal) ** PREC_GAMMA
+    direct = heights * prec[:, None]
+    total_direct = direct.sum(axis=0) + cues.EPS
     out = []
     for k in range(K):
         share = np.where(multi, heights[k] / total, 1.0)
+        share_direct = np.where(multi, direct[k] / total_direct, 1.0)
         az = _guard(np.where(multi, az_multi[k], az_single), A[k])
-        lvl = level_db + 10 * np.log10(np.clip(share, 1e-6, 1.0))
+        lvl = level_db + 10 * np.log10(np.clip(share_direct, 1e-6, 1.0))
         act = active & alive[k] & (share > 0.15)
         o = _track_output(az, act, False, lvl, np.where(multi, heights[k], rel_single))
         if o:
             out.append(o)
     return out
+
+
+def _precedence_strength(A, itds, r_win, w_win, centres, cal):
+    """Each track's onset-weighted GCC-PHAT along its path, relative to the strongest.
+
+    ``r_win`` ``(windows, lags)`` is the onset-weighted function of windows centred on
+    frames ``centres`` and ``w_win`` their onset weight.  The direct sound of a source
+    leads its reflections, so a real source keeps its direction at the onsets while a
+    wall's image mostly shows in the decays.
+    """
+    a = A[:, np.minimum(centres, A.shape[1] - 1)]  # (K, windows)
+    alive = ~np.isnan(a)
+    col = np.clip(np.searchsorted(itds, cal_interp(cal.itd_s, np.nan_to_num(a))), 0,
+                  itds.size - 1)
+    h = np.clip(r_win[np.arange(r_win.shape[0])[None, :], col], 0.0, None)
+    m = w_win[None, :] * alive
+    out = (h * m).sum(axis=1) / (m.sum(axis=1) + cues.EPS)
+    return out / (out.max() + cues.EPS)
 
 
 def cal_interp(table: np.ndarray, az: np.ndarray) -> np.ndarray:
@@ -642,9 +696,7 @@ def _running_median(x: np.ndarray, n: int) -> np.ndarray:
     n = max(1, n | 1 if n % 2 == 0 else n)
     if n <= 1 or x.size < 2:
         return x
-    h = n // 2
-    xp = np.pad(x, h, mode="edge")
-    return np.median(np.lib.stride_tricks.sliding_window_view(xp, n), axis=-1)[: x.size]
+    return median_filter(np.asarray(x, dtype=np.float64), size=n, mode="nearest")
 
 
 def _smooth_track(az: np.ndarray, act: np.ndarray, circular: bool) -> np.ndarray:
@@ -700,21 +752,33 @@ def level_change_db(times: np.ndarray, level_db: np.ndarray) -> float:
     n_win = max(2, int(round(span / 0.5)))
     edges = np.linspace(times[0], times[-1] + 1e-9, n_win + 1)
     which = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, n_win - 1)
-    t_c, env = [], []
-    for w in range(n_win):
-        sel = which == w
-        if sel.sum() >= 2:
-            t_c.append(times[sel].mean())
-            env.append(np.percentile(level_db[sel], 80))
-    if len(env) < 2:
+    t_c, env = _group_percentile(which, times, level_db, 80.0, n_win)
+    if env.size < 2:
         return 0.0
-    t_c, env = np.asarray(t_c), np.asarray(env)
     slope, icpt = np.polyfit(t_c, env, 1)
     change = float(slope * span)
     # a trend must stand out from the envelope's own ups and downs (phrases of speech,
     # notes of music): below twice the residual spread it is not a change of distance
     resid = float(np.std(env - (slope * t_c + icpt)))
     return change if abs(change) >= 2.0 * resid else 0.0
+
+
+def _group_percentile(group: np.ndarray, times: np.ndarray, values: np.ndarray, q: float,
+                      n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean time and ``q``-th percentile (linear, as ``np.percentile``) of each group of at
+    least two samples; ``group`` holds each sample's group index (vectorised)."""
+    order = np.lexsort((values, group))
+    g, v = group[order], np.asarray(values, dtype=np.float64)[order]
+    counts = np.bincount(g, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    keep = counts >= 2
+    pos = (q / 100.0) * (counts[keep] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, counts[keep] - 1)
+    base = starts[keep]
+    pct = v[base + lo] + (pos - lo) * (v[base + hi] - v[base + lo])
+    t_mean = np.bincount(group, weights=times, minlength=n_groups)[keep] / counts[keep]
+    return t_mean, pct
 
 
 def _sort_loudest(tracks: list[SourceTrack]) -> list[SourceTrack]:

@@ -265,3 +265,55 @@ def test_foa_diffuseness_grows_with_added_diffuse_noise():
 @pytest.mark.parametrize(("ild", "unit"), [(0.0, 0.0), (200.0, 1.0), (-200.0, -1.0)])
 def test_ild_to_unit(ild, unit):
     assert float(cues.ild_to_unit(ild)) == pytest.approx(unit, abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- precedence
+
+
+def test_onset_weights_favour_rising_bins():
+    """A noise burst: its first frame weighs ~1, its steady part little, its decay nothing."""
+    n = SR
+    rng = np.random.default_rng(5)
+    env = np.zeros(n)
+    on, off = int(0.3 * SR), int(0.6 * SR)
+    env[on:off] = 1.0
+    env[off:] = np.exp(-(np.arange(n - off) / SR) / 0.05)  # a 50 ms decay, like a room's
+    s = rng.standard_normal(n) * env
+    S = cues.stft(np.stack([s, s]).astype(np.float32), SR)
+    w = cues.onset_weights(S)
+    assert w.shape == S.X.shape[1:] and w.min() >= 0.0 and w.max() <= 1.0
+    first = int(np.ceil((on - S.n_fft / 2) / S.hop + 0.5))  # first frame wholly in the burst
+    steady = slice(first + 4, int((off - S.n_fft) / S.hop) - 1)
+    decay = slice(int(off / S.hop) + 2, int((off + 0.2 * SR - S.n_fft) / S.hop))
+    assert w[: first - 2].max() == 0.0  # digital silence before the burst
+    assert w[first - 1 : first + 1].max(axis=0).mean() > 0.9
+    assert w[steady].mean() < 0.2
+    assert w[decay].mean() < 0.02  # a chance fluctuation at most
+
+
+def test_windowed_gcc_is_the_weighted_mean_of_frame_functions():
+    y = _delayed_pair(12, seconds=1.0)
+    S = cues.stft(y, SR)
+    w = np.random.default_rng(2).uniform(0.0, 1.0, S.X.shape[1:]).astype(np.float32)
+    starts, win = np.array([0, 10, 25]), 12
+    itds, r_win, w_win = cues.gcc_phat_windows(S, starts, win, w)
+    itds_f, r = cues.gcc_phat_function(S, weights=w)
+    assert np.allclose(itds, itds_f)
+    unit, band, _ = cues.unit_cross_spectrum(S)
+    frame_w = (w[:, : band.size] * band).sum(axis=-1)
+    for i, s in enumerate(starts):
+        fw = frame_w[s : s + win]
+        expected = (r[s : s + win] * fw[:, None]).sum(axis=0) / fw.sum()
+        assert np.allclose(r_win[i], expected, atol=1e-4)
+        assert w_win[i] == pytest.approx(fw.sum(), rel=1e-5)
+    # a single coherent source: the peak sits at its ITD in every window
+    assert np.allclose(itds[np.argmax(r_win, axis=-1)], 12 / SR, atol=0.6 / SR)
+
+
+def test_stacked_gcc_weights_match_separate_calls():
+    S = cues.stft(_delayed_pair(-7, seconds=0.5), SR)
+    w = cues.onset_weights(S)
+    _, r2 = cues.gcc_phat_function(S, weights=np.stack([0.1 + w, w]))
+    _, a = cues.gcc_phat_function(S, weights=0.1 + w)
+    _, b = cues.gcc_phat_function(S, weights=w)
+    assert np.allclose(r2[0], a, atol=1e-5) and np.allclose(r2[1], b, atol=1e-5)

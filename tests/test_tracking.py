@@ -74,6 +74,17 @@ def test_static_talker_is_labelled_static(seed):
     assert [s.motion for s in an.sources] == ["static"]
 
 
+@pytest.mark.parametrize("az", [70.0, -60.0])
+def test_talker_in_a_reverberant_room_is_one_source_at_its_direction(az):
+    """Wall reflections and the diffuse tail (RT60 0.5 s, 2.5 m away, beyond the critical
+    distance) do not become sources: the direct sound leads them at every onset."""
+    sim = simulate_scene([SceneSource(_src("babble", seed=1), Trajectory.static(az, 0.0, 2.5))],
+                         fmt="binaural", sr=SR, duration_s=2.0, rt60_s=0.5, seed=1)
+    an = tracking.analyze_signal(sim.audio, SR, "binaural")
+    assert [s.position for s in an.sources] == [sim.truth["sources"][0]["position"]]
+    assert an.sources[0].mean_azimuth_deg == pytest.approx(az, abs=4.0)
+
+
 def test_frontal_binaural_source_is_centred():
     an = tracking.analyze_signal(_static(0.0), SR, "binaural")
     assert len(an.sources) == 1
