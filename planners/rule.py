@@ -300,7 +300,7 @@ class RulePlanner:
             behind_flag=src["behind"],
         )
 
-    def _class_size(self, cls: SoundClass) -> tuple[float, float]:
+    def class_size(self, cls: SoundClass) -> tuple[float, float]:
         """Normalised (width, height) of a class at its start distance."""
         w_m, h_m = cls.size_m
         car_w, car_h = lookup("car").size_m
@@ -329,7 +329,7 @@ class RulePlanner:
         r = r_rel * depth_scale
 
         x, _, behind_k = camera.azimuth_to_x(tr.azimuth_deg)
-        w0, h0 = self._class_size(cls)
+        w0, h0 = self.class_size(cls)
         w, h = w0 / r, h0 / r
         if cls.placement == "air":
             if tr.elevation_deg is not None:

@@ -1,0 +1,83 @@
+"""``spa2v sonify``: a Video Scene Layout -> spatial audio (the rule planner's reverse)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spa2v.errors import InputError
+
+NAME = "sonify"
+HELP = "render a layout's objects as moving sound sources (binaural or FOA)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("layout", metavar="LAYOUT.json", help="a VSL layout (JSON or SpA2V text)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="audio to write")
+    p.add_argument("--format", required=True, choices=("binaural", "foa"),
+                   help="binaural (left, right) or first-order Ambisonics (AmbiX W, Y, Z, X)")
+    p.add_argument("--source", action="append", default=None, metavar="NAME=FILE",
+                   help="the recording an object plays, by object name or id; repeat for "
+                        "several (default: the procedural source of its class, or --model)")
+    p.add_argument("--model", default=None, metavar="DIR|tiny",
+                   help="a local text-to-audio checkpoint (AudioLDM 2 family) prompted with "
+                        "each object's description")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="denoising steps of the text-to-audio model")
+    p.add_argument("--hrtf", default=None, metavar="FILE.sofa",
+                   help="measured HRTFs for binaural output (default: spherical head)")
+    p.add_argument("--reverb", type=float, default=None, metavar="RT60_S",
+                   help="add a room with this reverberation time in seconds")
+    p.add_argument("--exact", action="store_true",
+                   help="render the boxes as they are, without making each object's motion "
+                        "label unmistakable (see generators.audio.sonify)")
+    p.add_argument("--sr", "--sample-rate", dest="sr", type=int, default=48000, metavar="HZ",
+                   help="sample rate (default 48000)")
+    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument("--truth", default=None, metavar="OUT.json", help="write the ground truth here")
+
+
+def _sources(items: list[str] | None, layout) -> dict[str, str]:
+    out: dict[str, str] = {}
+    names = {o.name for o in layout.objects} | {str(o.id) for o in layout.objects}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise InputError(f"--source {item!r}: expected NAME=FILE (an object name or id)")
+        if name not in names:
+            listed = ", ".join(sorted({o.name for o in layout.objects}))
+            raise InputError(f"--source {item!r}: the layout has no object {name!r} "
+                             f"(objects: {listed})")
+        if not Path(path).is_file():
+            raise InputError("no such file", path)
+        out[name] = path
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from generators.audio.sonify import sonify_layout
+    from spa2v.commands.foa import check_common, load_model, write_outputs
+    from spa2v.layout import load_layout
+
+    if args.hrtf is not None and args.format != "binaural":
+        raise InputError("--hrtf applies to binaural output only")
+    if args.hrtf is not None and not Path(args.hrtf).exists():
+        raise InputError("no such file", args.hrtf)
+    layout = load_layout(args.layout)
+    sources = _sources(args.source, layout)
+    inputs = [args.layout, *sources.values(), *([args.hrtf] if args.hrtf else [])]
+    check_common(args, [args.output, args.truth], inputs)
+    model = load_model(args.model, args.steps)
+    sim = sonify_layout(layout, fmt=args.format, sr=args.sr, sources=sources or None,
+                        hrtf=args.hrtf, rt60_s=args.reverb or 0.0, seed=args.seed,
+                        text_to_audio=model, keep_labels=not args.exact)
+    sim.truth["layout"] = str(args.layout)
+    write_outputs(args, sim, inputs)
+    if not args.quiet:
+        srcs = ", ".join(f"{s['name']} {s['position']} {s['motion']}"
+                         for s in sim.truth["sources"])
+        print(f"wrote {args.output} ({args.format}, {sim.audio.shape[0]} channels, "
+              f"{sim.truth['duration']:g} s, {sim.sr} Hz): {srcs}"
+              + (f"; truth {args.truth}" if args.truth else ""))
+    return 0
