@@ -6,7 +6,10 @@ planner and the animatic renderer at 256x144, 8 fps) and prints JSON lines: per 
 source, two sources, overall, and a check against the issue's targets for leg (a):
 motion-label agreement >= 97 % and mean azimuth round-trip error <= 5 deg.  Baselines from
 the same scenes: every object drawn in the centre (azimuth error) and every object called
-static (motion agreement).
+static (motion agreement).  The loop audio -> video -> audio (leg c: the video of leg b
+turned back into audio by ``spa2v video2audio``'s steps, analysed again) gets its own lines
+(``bench: roundtrip_loop``): motion agreement with the original's analysis and the mean
+azimuth difference, against audio that puts every source in the centre.
 
     python benchmarks/roundtrip.py [--scenes 110] [--seed 0] [--format binaural|foa|both]
                                    [--no-video] [--json OUT.json]
@@ -58,6 +61,19 @@ def main() -> int:
             emit(bench="roundtrip", format=fmt, part=part, **fig,
                  a_azimuth_error_ratio_to_centre_baseline=(
                      round(err / base, 4) if err is not None and base else None))
+        for part in ("one_source", "two_sources", "overall"):
+            fig = res[part]
+            if not fig["scenes"] or fig.get("c_motion_agreement") is None:
+                continue
+            diff, base = fig["c_mean_azimuth_difference_deg"], fig["c_baseline_centre_azimuth_deg"]
+            emit(bench="roundtrip_loop", format=fmt, part=part, scenes=fig["scenes"],
+                 motion_agreement=fig["c_motion_agreement"],
+                 position_agreement=fig["c_position_agreement"],
+                 sources_paired=fig["c_sources_paired"],
+                 source_count_right=fig["c_source_count_right"],
+                 mean_azimuth_difference_deg=diff, baseline_centre_azimuth_deg=base,
+                 azimuth_difference_ratio_to_centre_baseline=(
+                     round(diff / base, 4) if diff is not None and base else None))
         for part in ("overall", "one_source"):
             fig = res[part]
             if not fig["scenes"]:

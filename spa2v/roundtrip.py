@@ -6,9 +6,13 @@
 - (b) audio -> analysis -> layout -> animatic video, whose objects are tracked in the
   frames (:mod:`spa2v.visual`) and evaluated against the audio
   (:func:`spa2v.evaluate.evaluate_alignment`).
+- (c) the loop audio -> video -> audio: the video of (b) turned back into audio
+  (:mod:`spa2v.video2audio`: its objects tracked, laid out and sonified), analysed
+  again and compared with the original's analysis
+  (:func:`spa2v.video2audio.compare_analyses`): motion labels and per-frame azimuth.
 - The suite: generated scenes (static left, center, right; crossing both ways;
-  approaching; receding; one and two sources) through (a), then (b) on the audio of (a),
-  with aggregate figures.
+  approaching; receding; one and two sources) through (a), then (b) and (c) on the audio
+  of (a), with aggregate figures.
 
 Part of the application face (like :mod:`spa2v.pipeline`): it finds planners and
 generators by name and imports the layout sonifier.
@@ -245,10 +249,67 @@ def roundtrip_video(analysis: dict, layout, video_path: Path, *, size=SUITE_SIZE
     return {"direction": "audio -> layout -> video -> audio", **report}
 
 
+def names_from_layout(tracks, layout) -> list[str]:
+    """Name each picture track after the layout object whose box centre is nearest to it
+    over the frames both are seen (what a user who knows what is shown would pass as
+    ``--label``)."""
+    names = []
+    for tr in tracks:
+        best, best_err = "sound source", np.inf
+        for o in layout.objects:
+            boxes, vis = layout.track(o.id, tr.times)
+            ok = vis & tr.active
+            if ok.any():
+                err = float(np.mean(np.abs(0.5 * (boxes[ok, 0] + boxes[ok, 2])
+                                           - tr.centers[ok, 0])))
+                if err < best_err:
+                    best, best_err = o.name, err
+        names.append(best)
+    return names
+
+
+def roundtrip_loop(analysis: dict, video_path: Path, *, fmt: str = "binaural", layout=None,
+                   seed: int = 0, sr: int = 48000) -> dict:
+    """Leg (c), the loop's way back: a video (made from ``analysis``' audio) -> its objects
+    -> layout -> spatial audio -> analysis, compared with ``analysis``.
+
+    ``layout``, when given (the layout the video was rendered from), names the tracks.
+    Returns the comparison (:func:`spa2v.video2audio.compare_analyses`) with the objects
+    found, the centre baseline and the audio made (``audio``, ``sr``; not JSON).
+    """
+    from spa2v.analysis import analyze_array
+    from spa2v.video2audio import (
+        centre_baseline_deg,
+        compare_analyses,
+        find_objects,
+        layout_audio,
+        objects_layout,
+    )
+
+    head = {"direction": "audio -> video -> audio", "format": fmt,
+            "baseline_centre_azimuth_deg": centre_baseline_deg(analysis)}
+    try:
+        objects = find_objects(video_path)
+    except InputError as exc:
+        return {**head, "objects_found": 0, "reason": str(exc),
+                **compare_analyses(analysis, {"sources": []})}
+    if layout is not None:
+        objects.names = names_from_layout(objects.tracks, layout)
+    camera = layout.camera.to_camera() if layout is not None else None
+    back_layout = objects_layout(objects, camera=camera)
+    sim = layout_audio(back_layout, fmt=fmt, sr=sr, seed=seed)
+    back = analyze_array(sim.audio, sim.sr, fmt, input_name=f"{Path(video_path).name} ({fmt})",
+                         max_sources=max(4, len(objects.tracks)))
+    return {**head, "objects_found": len(objects.tracks), "names": objects.names,
+            "reason": None, **compare_analyses(analysis, back), "audio": sim.audio,
+            "sr": sim.sr}
+
+
 # =========================================================================== suite
 def run_scene(spec: SceneSpec, *, fmt: str = "binaural", video: bool = True,
               workdir: Path | None = None) -> dict:
-    """One suite scene through (a), then (b) on the audio of (a); per-object figures."""
+    """One suite scene through (a), then (b) and (c) on the audio of (a); per-object
+    figures."""
     t0 = time.perf_counter()
     layout = scene_layout(spec)
     trip = roundtrip_layout(layout, fmt=fmt, seed=spec.seed, name=spec.kind)
@@ -276,15 +337,33 @@ def run_scene(spec: SceneSpec, *, fmt: str = "binaural", video: bool = True,
     if video and trip.layout_back is not None:
         with tempfile.TemporaryDirectory(dir=workdir) as d:
             b = roundtrip_video(trip.analysis, trip.layout_back, Path(d) / "v.mp4")
+            c = roundtrip_loop(trip.analysis, Path(d) / "v.mp4", fmt=fmt,
+                               layout=trip.layout_back, seed=spec.seed)
         out["b"] = {"aligned": b["aligned"], "pairs": [
             {k: p[k] for k in ("mean_azimuth_error_deg", "frames", "direction_agrees",
                                "motion_agrees", "position_agrees")} for p in b["pairs"]],
             "visual_tracks": b["visual_tracks"], "reason": b["reason"]}
+        out["c"] = _loop_summary(c)
     elif video:
         out["b"] = {"aligned": False, "pairs": [], "visual_tracks": 0,
                     "reason": "nothing was planned"}
+        out["c"] = {"sources_reference": rep["sources_found"], "sources_other": 0,
+                    "objects_found": 0, "pairs": [], "baseline_centre_azimuth_deg": None,
+                    "reason": "nothing was planned"}
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def _loop_summary(c: dict) -> dict:
+    """The JSON part of a leg (c) result, per pair the figures the aggregate needs."""
+    keys = ("frames", "mean_azimuth_difference_deg", "motion_reference", "motion_other",
+            "motion_agrees", "position_agrees", "level_change_reference_db",
+            "level_change_other_db")
+    return {"sources_reference": c["sources_reference"], "sources_other": c["sources_other"],
+            "objects_found": c["objects_found"],
+            "pairs": [{k: p[k] for k in keys} for p in c["pairs"]],
+            "baseline_centre_azimuth_deg": c["baseline_centre_azimuth_deg"],
+            "reason": c["reason"]}
 
 
 def _mean(v: list[float]) -> float | None:
@@ -293,7 +372,11 @@ def _mean(v: list[float]) -> float | None:
 
 def aggregate(scenes: list[dict]) -> dict:
     """Suite figures: (a) motion-label agreement per object and frame-weighted mean
-    azimuth error of paired objects; (b) aligned fraction, azimuth error, agreements."""
+    azimuth error of paired objects; (b) aligned fraction, azimuth error, agreements;
+    (c) motion and position agreement per source of the original analysis (an unpaired
+    source disagrees), frame-weighted mean azimuth difference, and the centre baseline
+    (the mean absolute azimuth of the original: the difference of audio with every source
+    in the centre)."""
     objs = [o for s in scenes for o in s["objects"]]
     paired = [o for o in objs if o["frames"]]
     frames = sum(o["frames"] for o in paired)
@@ -324,6 +407,26 @@ def aggregate(scenes: list[dict]) -> dict:
             "b_direction_agreement": _mean([p["direction_agrees"] for p in pairs]),
             "b_motion_agreement": _mean([p["motion_agrees"] for p in pairs]),
             "b_position_agreement": _mean([p["position_agrees"] for p in pairs]),
+        })
+    with_c = [s["c"] for s in scenes if "c" in s]
+    if with_c:
+        pairs = [p for c in with_c for p in c["pairs"]]
+        n_ref = sum(c["sources_reference"] for c in with_c)
+        cf = sum(p["frames"] for p in pairs)
+        base = [c["baseline_centre_azimuth_deg"] for c in with_c
+                if c["baseline_centre_azimuth_deg"] is not None]
+        out.update({
+            "c_motion_agreement": round(sum(p["motion_agrees"] for p in pairs) / n_ref, 4)
+            if n_ref else None,
+            "c_mean_azimuth_difference_deg": round(sum(
+                p["mean_azimuth_difference_deg"] * p["frames"] for p in pairs) / cf, 3)
+            if cf else None,
+            "c_position_agreement": round(sum(p["position_agrees"] for p in pairs) / n_ref, 4)
+            if n_ref else None,
+            "c_sources_paired": round(len(pairs) / n_ref, 4) if n_ref else None,
+            "c_source_count_right": _mean([c["sources_other"] == c["sources_reference"]
+                                           for c in with_c]),
+            "c_baseline_centre_azimuth_deg": _mean(base),
         })
     out["seconds_per_scene"] = _mean([s["seconds"] for s in scenes])
     return out

@@ -669,3 +669,92 @@ def layout_tracks(layout: SceneLayout, fps: float | None = None) -> list[VisualT
         out.append(VisualTrack(id=int(oid), times=times, boxes=boxes, centers=centers,
                                active=visible.astype(bool), meta={"object_index": k}))
     return out
+
+
+# --------------------------------------------------------------------------- detections
+def link_detections(
+    detections: list[list[tuple[int, tuple[float, float, float, float]]]],
+    times: FloatArray,
+    *,
+    size: tuple[int, int],
+    max_objects: int = 4,
+    min_duration_s: float = 0.4,
+    max_gap_s: float = 0.5,
+) -> list[VisualTrack]:
+    """Link per-frame detections (e.g. from an open-vocabulary detector) into tracks.
+
+    The same frame-to-frame assignment as :func:`track_objects`, over all classes at once
+    (a detector may call one object a car in one frame and a truck in the next); each
+    track takes the class that most of its detections have.  Tracks seen for less than ``min_duration_s`` (or half the clip, if shorter) are
+    dropped, and so is a track whose box centre lies inside a more prominent track's box
+    in most of their common frames (a part of it: a wheel of a car); the most prominent
+    ``max_objects`` are kept (area summed over frames), biggest first.
+
+    Parameters
+    ----------
+    detections : list (one per frame) of list of (class index, box)
+        Normalised ``[x1, y1, x2, y2]`` boxes.
+    times : ndarray, shape (T,)
+        The frames' times in seconds (evenly spaced).
+    size : (W, H)
+        The frames' size in pixels (the linking gate is set in pixels).
+
+    Returns
+    -------
+    list of VisualTrack
+        ``meta["query"]`` is the class index of each track, ``meta["cue"]`` "detector".
+    """
+    times = np.asarray(times, dtype=np.float64)
+    n = len(detections)
+    if n != len(times):
+        raise ValueError(f"{n} frames of detections for {len(times)} times")
+    if max_objects < 1:
+        raise InputError("max_objects must be at least 1")
+    w, h = size
+    scale = np.array([w, h, w, h], float)
+    per_frame: list[list[_Detection]] = []
+    query_of: dict[int, int] = {}
+    for i, dets in enumerate(detections):
+        frame = []
+        for query, box in dets:
+            b = np.clip(np.asarray(box, dtype=np.float64), 0.0, 1.0) * scale
+            area = float((b[2] - b[0]) * (b[3] - b[1]))
+            if area > 0:
+                d = _Detection(i, 0, b, 0.5 * (b[:2] + b[2:]), area)
+                query_of[id(d)] = int(query)
+                frame.append(d)
+        per_frame.append(frame)
+    dt = float(np.median(np.diff(times))) if n > 1 else 1.0
+    fps = 1.0 / dt if dt > 0 else 1.0
+    max_gap = max(1, int(round(max_gap_s * fps)))
+    duration = n / fps
+    min_frames = max(2, int(np.ceil(min(min_duration_s, 0.5 * duration) * fps)))
+    cands = []
+    for raw in _link(per_frame, w, max_gap):
+        boxes, centers, active, areas = _to_arrays(raw, n, max_gap, (w, h))
+        if active.sum() < min(min_frames, n):
+            continue
+        prominence = float(np.nansum(np.where(active, areas, 0.0)))
+        votes = np.bincount([query_of[id(d)] for d in raw.dets])
+        cands.append((prominence, int(np.argmax(votes)), boxes, centers, active))
+    cands.sort(key=lambda c: -c[0])
+    kept: list[tuple] = []
+    for c in cands:
+        if any(_inside_fraction(c[2], k[2], c[4] & k[4]) >= 0.8
+               and (c[4] & k[4]).sum() >= 0.8 * c[4].sum() for k in kept):
+            continue
+        kept.append(c)
+        if len(kept) == max_objects:
+            break
+    out = [
+        VisualTrack(id=i, times=times, boxes=np.where(active[:, None], boxes, np.nan),
+                    centers=np.where(active[:, None], centers, np.nan), active=active,
+                    meta={"cue": "detector", "query": int(query)})
+        for i, (_, query, boxes, centers, active) in enumerate(kept)
+    ]
+    for tr in out:
+        tr.overlapped = np.zeros(n, bool)
+        for other in out:
+            if other is not tr:
+                tr.overlapped |= _touching(tr.boxes, other.boxes)
+    return out

@@ -11,8 +11,8 @@ import soundfile as sf
 
 from spa2v.audio import write_wav
 from spa2v.cli import main
-from spa2v.roundtrip import KINDS, KINDS_ONE, make_scene, scene_layout, suite_scenes
 from spa2v.layout import load_layout, save_layout
+from spa2v.roundtrip import KINDS, KINDS_ONE, make_scene, scene_layout, suite_scenes
 from spa2v.simulate import Keyframe, SceneSource, Trajectory, simulate_scene
 from spa2v.sources import make_source
 
@@ -61,15 +61,23 @@ def test_audio_roundtrip_video_is_aligned(tmp_path):
     sim = simulate_scene([SceneSource(make_source("siren", duration_s=3.0, sr=48000, seed=2),
                                       traj)], fmt="binaural", sr=48000, duration_s=3.0)
     wav = write_wav(tmp_path / "x.wav", sim.audio, 48000)
-    out, video = tmp_path / "r.json", tmp_path / "v.mp4"
+    out, video, back = tmp_path / "r.json", tmp_path / "v.mp4", tmp_path / "back.wav"
     assert main(["roundtrip", "audio", str(wav), "--json", str(out), "--video-out", str(video),
-                 "--label", "ambulance", "-q"]) == 0
+                 "--audio-back", str(back), "--label", "ambulance", "-q"]) == 0
     rep = json.loads(out.read_text())
     assert rep["aligned"] is True
     (pair,) = rep["pairs"]
     assert pair["direction_audio"] == pair["direction_video"] == "right_to_left"
     assert pair["mean_azimuth_error_deg"] < 10.0
     assert video.stat().st_size > 0
+    # (c) the video turned back into audio sounds like the recording
+    loop = rep["loop"]
+    assert loop["objects_found"] == 1 and loop["names"] == ["ambulance"]
+    (pair,) = loop["pairs"]
+    assert pair["motion_reference"] == pair["motion_other"] == "right_to_left"
+    assert pair["mean_azimuth_difference_deg"] < 10.0
+    assert loop["summary"]["mean_azimuth_difference_deg"] < loop["baseline_centre_azimuth_deg"]
+    assert sf.info(str(back)).channels == 2
 
 
 def test_suite_prints_aggregate_json_lines(tmp_path, capsys):
@@ -84,11 +92,16 @@ def test_suite_prints_aggregate_json_lines(tmp_path, capsys):
     overall = next(d for d in lines if d["figure"] == "roundtrip_overall")
     assert overall["scenes"] == 3 and overall["objects"] == 3
     for key in ("a_motion_agreement", "a_mean_azimuth_error_deg", "b_aligned",
-                "b_mean_azimuth_error_deg", "baseline_centre_azimuth_error_deg"):
+                "b_mean_azimuth_error_deg", "baseline_centre_azimuth_error_deg",
+                "c_motion_agreement", "c_mean_azimuth_difference_deg",
+                "c_baseline_centre_azimuth_deg"):
         assert overall[key] is not None
     # three static sources (left, center, right): the positions and stillness survive
     assert overall["a_motion_agreement"] == 1.0
     assert overall["a_mean_azimuth_error_deg"] < 8.0
+    # ... and the loop audio -> video -> audio keeps them too
+    assert overall["c_motion_agreement"] == 1.0 and overall["c_position_agreement"] == 1.0
+    assert overall["c_mean_azimuth_difference_deg"] < 8.0
     saved = json.loads(out.read_text())
     assert [s["kind"] for s in saved["scenes"]] == ["static_left", "static_center",
                                                     "static_right"]

@@ -5,10 +5,12 @@
   motion labels of the boxes and per-frame azimuth (box centre x through the camera).
 - ``audio A.wav``: (b) audio -> analysis -> layout -> animatic video, whose objects are
   tracked in the frames (:mod:`spa2v.visual`) and evaluated against the audio
-  (:func:`spa2v.evaluate.evaluate_alignment`).
+  (:func:`spa2v.evaluate.evaluate_alignment`); then (c), the loop audio -> video -> audio:
+  the video turned back into audio (:mod:`spa2v.video2audio`), analysed again and
+  compared with the original's analysis (report key ``loop``).
 - ``suite``: generated scenes (static left, center, right; crossing both ways;
-  approaching; receding; one and two sources) through (a), then (b) on the audio of (a);
-  prints aggregate figures as JSON lines.
+  approaching; receding; one and two sources) through (a), then (b) and (c) on the audio
+  of (a); prints aggregate figures as JSON lines.
 
 The library side (scene generation, the legs, the suite) is :mod:`spa2v.roundtrip`.
 """
@@ -23,10 +25,11 @@ from pathlib import Path
 
 from spa2v.errors import InputError
 from spa2v.fsutil import atomic_output, check_output
-from spa2v.roundtrip import KINDS, roundtrip_layout, roundtrip_video, run_suite
+from spa2v.roundtrip import KINDS, roundtrip_layout, roundtrip_loop, roundtrip_video, run_suite
 
 NAME = "roundtrip"
-HELP = "round trips layout -> audio -> layout and audio -> video -> audio, and a scene suite"
+HELP = ("round trips layout -> audio -> layout and audio -> video -> audio (checked against "
+        "the audio, and turned back into audio), and a scene suite")
 
 def _common(p: argparse.ArgumentParser) -> None:
     # The global flags again, so that they may follow the mode; SUPPRESS keeps the value
@@ -64,23 +67,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pl.add_argument("--seed", type=int, default=0, metavar="N")
     _common(pl)
 
-    pa = sub.add_parser("audio", help="(b) audio -> layout -> video, evaluated against the audio",
+    pa = sub.add_parser("audio", help="(b) audio -> layout -> video, evaluated against the "
+                        "audio; (c) the video turned back into audio, compared",
                         description="(b) audio -> analysis -> layout -> animatic video, whose "
-                                    "tracked objects are evaluated against the audio")
+                                    "tracked objects are evaluated against the audio; (c) the "
+                                    "video turned back into audio (spa2v video2audio), "
+                                    "analysed and compared with the original")
     pa.add_argument("audio", metavar="A.wav", help="binaural, stereo or FOA audio")
     pa.add_argument("--json", metavar="R.json", help="write the report here (default: stdout)")
     pa.add_argument("--video-out", metavar="V.mp4", help="keep the video (with the audio)")
     pa.add_argument("--layout-out", metavar="L.json", help="also write the planned layout")
+    pa.add_argument("--audio-back", metavar="A2.wav",
+                    help="also write the audio made back from the video (leg c)")
     pa.add_argument("--label", action="append", metavar="NAME", dest="labels",
                     help="name of a source, loudest first; repeat for several")
     pa.add_argument("--size", default="256x144", metavar="WxH", help="video size")
     pa.add_argument("--fps", type=int, default=12, metavar="N", help="video frame rate")
     _common(pa)
 
-    ps = sub.add_parser("suite", help="generated scenes through (a) and (b); aggregate figures",
+    ps = sub.add_parser("suite", help="generated scenes through (a), (b) and (c); aggregate "
+                        "figures",
                         description="generated scenes (static left, center, right; crossing "
                                     "both ways; approaching; receding; one and two sources) "
-                                    "through (a) and (b); prints aggregate figures as JSON lines")
+                                    "through (a), (b) and (c); prints aggregate figures as "
+                                    "JSON lines")
     ps.add_argument("--scenes", type=int, default=len(KINDS), metavar="N",
                     help=f"number of scenes, cycling through the {len(KINDS)} kinds "
                          f"(default {len(KINDS)})")
@@ -88,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ps.add_argument("--format", choices=("binaural", "foa"), default="binaural")
     ps.add_argument("--duration", type=float, default=3.0, metavar="S",
                     help="scene length in seconds (default 3)")
-    ps.add_argument("--no-video", action="store_true", help="run leg (a) only")
+    ps.add_argument("--no-video", action="store_true", help="run leg (a) only (no b, no c)")
     ps.add_argument("--json", metavar="R.json", help="also write every scene's figures here")
     _common(ps)
 
@@ -149,18 +159,29 @@ def _run_audio(args: argparse.Namespace) -> int:
     size = _size(args.size)
     if not 1 <= args.fps <= 120:
         raise InputError("--fps must be between 1 and 120")
-    _check_outputs([args.json, args.video_out, args.layout_out], args.overwrite, [args.audio])
-    from spa2v.audio import read_audio
+    if args.audio_back and Path(args.audio_back).suffix.lower() != ".wav":
+        raise InputError("--audio-back must be a .wav file", args.audio_back)
+    _check_outputs([args.json, args.video_out, args.layout_out, args.audio_back],
+                   args.overwrite, [args.audio])
+    from spa2v.audio import read_audio, write_wav
 
     layout, analysis = plan(args.audio, PlanOptions(labels=args.labels))
     audio = read_audio(args.audio)
+    loop_fmt = "foa" if analysis["format"] == "foa" else "binaural"
     with tempfile.TemporaryDirectory() as d:
         video = Path(args.video_out) if args.video_out else Path(d) / "roundtrip.mp4"
         report = roundtrip_video(analysis, layout, video, size=size, fps=args.fps, audio=audio,
                                  overwrite=args.overwrite)
-    report = {"audio": args.audio, "video": args.video_out, **report}
+        loop = roundtrip_loop(analysis, video, fmt=loop_fmt, layout=layout)
+    back = (loop.pop("audio", None), loop.pop("sr", None))
+    report = {"audio": args.audio, "video": args.video_out, **report, "loop": loop}
     if args.layout_out:
         save_layout(layout, args.layout_out, overwrite=args.overwrite)
+    if args.audio_back and back[0] is not None:
+        write_wav(args.audio_back, back[0], back[1], overwrite=args.overwrite)
+    elif args.audio_back:
+        sys.stderr.write(f"spa2v roundtrip: note: no object was found in the video "
+                         f"({loop['reason']}); {args.audio_back} is not written\n")
     _write_json(report, args.json, args.overwrite)
     if not args.quiet and args.json:
         err = report["summary"]["mean_azimuth_error_deg"]
@@ -168,6 +189,11 @@ def _run_audio(args: argparse.Namespace) -> int:
               f"({len(report['pairs'])} pair(s)"
               + (f", mean azimuth error {err:.1f} deg" if err is not None else "") + ")"
               + ("" if report["aligned"] else f": {report['reason']}"))
+        ls = loop["summary"]
+        print(f"  loop audio -> video -> audio: motion agreement "
+              f"{ls['motion_agreement'] or 0.0:.0%}"
+              + (f", mean azimuth difference {ls['mean_azimuth_difference_deg']:.1f} deg"
+                 if ls["mean_azimuth_difference_deg"] is not None else ""))
     return 0
 
 
@@ -181,10 +207,14 @@ def _run_suite(args: argparse.Namespace) -> int:
     def emit(res: dict) -> None:
         if not args.quiet:
             ok = all(o["motion_agrees"] for o in res["objects"])
-            b = res.get("b")
+            b, c = res.get("b"), res.get("c")
+            c_ok = c is not None and c["pairs"] and len(c["pairs"]) == c["sources_reference"] \
+                and all(p["motion_agrees"] for p in c["pairs"])
             sys.stderr.write(f"{res['kind']}: (a) motion {'agrees' if ok else 'DIFFERS'}"
                              + ("" if b is None else
                                 f", (b) {'aligned' if b['aligned'] else 'NOT aligned'}")
+                             + ("" if c is None else
+                                f", (c) motion {'agrees' if c_ok else 'DIFFERS'}")
                              + f" ({res['seconds']:.1f} s)\n")
 
     result = run_suite(args.scenes, seed=args.seed, fmt=args.format, duration_s=args.duration,
