@@ -1,0 +1,240 @@
+"""The ``tiny`` preset: random-weight diffusion components built in code.
+
+No weights can be downloaded, so the sampler is proven on tiny models with random
+weights, the way diffusers tests its pipelines (``get_dummy_components()``): a real
+``UNet3DConditionModel`` (ModelScope layout) or ``UNetMotionModel`` (AnimateDiff), a real
+``AutoencoderKL``, a real ``CLIPTextModel`` and a real ``CLIPTokenizer`` whose byte-pair
+vocabulary is built in memory so that every sound-class name of :mod:`spa2v.classes` and
+the common caption words are single tokens. Other ASCII words split into sub-tokens;
+characters outside printable ASCII are unknown to it.
+
+The components are the same classes a checkpoint directory holds, so
+:func:`generators.video.diffusion.loading.save_components` writes them in the diffusers
+layout and :func:`~generators.video.diffusion.loading.load_components` loads them back
+through the code path of a real checkpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import torch
+
+from generators.video.diffusion.loading import Components
+from spa2v.classes import GENERIC, SOUND_CLASSES
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+MAX_TOKENS = 77
+"""Prompt length in tokens, as CLIP's."""
+
+TEXT_DIM = 32
+"""Width of the tiny text encoder's hidden states (the UNets' cross-attention dim)."""
+
+NATIVE_SIZE_PX = 32
+NATIVE_FRAMES = 8
+
+CROSS_ATTENTION_GAIN = 6.0
+"""Factor on the initial query and key weights of the UNet's cross-attention layers. At
+PyTorch's default initialisation the logits spread by about 0.3, so every token gets the
+same attention everywhere and the maps hardly depend on the latents; scaled up, they
+spread by several units as in a trained model, and layout guidance has something to act
+on."""
+
+_CAPTION_WORDS = """
+a an the and or with while of on in at to from into onto over under near by its is are
+it they this that there here one two three some
+left right center centre middle front back behind frame scene video camera view shot
+moving moves move moving away closer coming goes passes past across toward towards
+slowly quickly fast slow loud quiet quietly heard sound sounds playing plays
+enters leaves appears stands sits walks runs drives rides flies hovers rolls rumbles
+idles wails barks meows sings speaks approaches nothing visible
+street road city park field forest garden room indoor indoors outdoor stage sky
+nature grass tree trees house building wall floor table day night sunny cloudy
+red blue green yellow white black small large big little old new
+"""
+
+
+def _vocabulary_words() -> list[str]:
+    """The words the tiny tokenizer knows as single tokens."""
+    text = [_CAPTION_WORDS]
+    for cls in (*SOUND_CLASSES, GENERIC):
+        text += [cls.name, *cls.synonyms, cls.verb_static, cls.verb_moving, cls.background]
+    words = re.findall(r"[a-z]+", " ".join(text).lower())
+    return sorted(set(words))
+
+
+def _bpe(word: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Byte-pair encode one pre-split word (list of symbols) with merge ``ranks``."""
+    symbols = list(word)
+    while len(symbols) > 1:
+        pairs = [
+            (ranks.get(p, 1 << 30), i)
+            for i, p in enumerate(zip(symbols[:-1], symbols[1:], strict=True))
+        ]
+        rank, i = min(pairs)
+        if rank == 1 << 30:
+            break
+        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
+    return symbols
+
+
+def tiny_vocabulary(
+    words: Iterable[str] | None = None,
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A CLIP-style BPE vocabulary and merge list in which each of ``words`` is one token.
+
+    The base symbols are the printable ASCII characters, each also in its end-of-word
+    form (``"a</w>"``). For each word, merges are added (lowest priority last) until the
+    word encodes to a single symbol; merges added later never change how an earlier word
+    encodes, since byte-pair encoding always applies the highest-priority merge first.
+
+    Returns
+    -------
+    vocab : dict
+        Token -> id; ``<|startoftext|>`` and ``<|endoftext|>`` are the last two ids.
+    merges : list of (str, str)
+        Merge pairs in priority order.
+    """
+    words = _vocabulary_words() if words is None else list(words)
+    base = [chr(c) for c in range(33, 127)]
+    tokens = base + [b + "</w>" for b in base]
+    ranks: dict[tuple[str, str], int] = {}
+    for word in words:
+        symbols = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts := _bpe(symbols, ranks)) > 1:
+            pair = (parts[0], parts[1])
+            ranks[pair] = len(ranks)
+            tokens.append(pair[0] + pair[1])
+    vocab: dict[str, int] = {}
+    for tok in tokens:
+        vocab.setdefault(tok, len(vocab))
+    vocab[BOS] = len(vocab)
+    vocab[EOS] = len(vocab)
+    merges = [pair for pair, _ in sorted(ranks.items(), key=lambda kv: kv[1])]
+    return vocab, merges
+
+
+def tiny_tokenizer():
+    """A real ``transformers.CLIPTokenizer`` over :func:`tiny_vocabulary`."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = tiny_vocabulary()
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS)
+
+
+def build_tiny(backbone: str = "unet3d", *, seed: int = 0) -> Components:
+    """Random-weight components (float32, CPU) for ``backbone`` ``"unet3d"`` or
+    ``"animatediff"``; the same ``seed`` gives the same weights.
+
+    The UNets copy their real models' block layout at a fraction of the width: three
+    resolution levels, cross-attention in the two upper levels and in the mid block, and
+    an up path whose lowest-resolution block has no cross-attention (as in ModelScope),
+    so the default guided layers (mid block and the lowest-resolution up block with
+    cross-attention) are chosen as in a real checkpoint. The VAE downsamples by 2, so
+    32 x 32 pixels are a 16 x 16 latent.
+    """
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        MotionAdapter,
+        UNet2DConditionModel,
+        UNet3DConditionModel,
+        UNetMotionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    if backbone not in ("unet3d", "animatediff"):
+        raise ValueError(f"unknown tiny backbone {backbone!r} (unet3d or animatediff)")
+    tokenizer = tiny_tokenizer()
+    channels = (16, 32, 32)
+    motion_adapter = None
+    with torch.random.fork_rng(devices=[]):  # fixed weights, the caller's RNG untouched
+        torch.manual_seed(seed)
+        if backbone == "unet3d":
+            unet = UNet3DConditionModel(
+                sample_size=NATIVE_SIZE_PX // 2,
+                in_channels=4,
+                out_channels=4,
+                down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
+                up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+                block_out_channels=channels,
+                layers_per_block=1,
+                norm_num_groups=4,
+                cross_attention_dim=TEXT_DIM,
+                attention_head_dim=4,  # UNet3DConditionModel reads it as the number of heads
+            )
+        else:
+            unet2d = UNet2DConditionModel(
+                sample_size=NATIVE_SIZE_PX // 2,
+                in_channels=4,
+                out_channels=4,
+                down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+                block_out_channels=channels,
+                layers_per_block=1,
+                norm_num_groups=4,
+                cross_attention_dim=TEXT_DIM,
+                attention_head_dim=4,
+            )
+            motion_adapter = MotionAdapter(
+                block_out_channels=channels,
+                motion_layers_per_block=1,
+                motion_norm_num_groups=4,
+                motion_num_attention_heads=2,
+                motion_max_seq_length=32,
+            )
+            unet = UNetMotionModel.from_unet2d(unet2d, motion_adapter)
+        with torch.no_grad():
+            for module in unet.modules():
+                if getattr(module, "is_cross_attention", False):
+                    module.to_q.weight.mul_(CROSS_ATTENTION_GAIN)
+                    module.to_k.weight.mul_(CROSS_ATTENTION_GAIN)
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            norm_num_groups=4,
+            latent_channels=4,
+            sample_size=NATIVE_SIZE_PX,
+        )
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=TEXT_DIM,
+                intermediate_size=37,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=MAX_TOKENS,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                projection_dim=TEXT_DIM,
+            )
+        )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        timestep_spacing="leading",  # explicit, so that it survives save_pretrained
+    )
+    for module in (unet, vae, text_encoder):
+        module.eval().requires_grad_(False)
+    return Components(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        backbone=backbone,
+        motion_adapter=motion_adapter,
+        native_size_px=(NATIVE_SIZE_PX, NATIVE_SIZE_PX),
+        native_frames=NATIVE_FRAMES,
+        source=f"tiny-{backbone}" if backbone != "unet3d" else "tiny",
+    )

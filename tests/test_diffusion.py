@@ -1,0 +1,289 @@
+"""The layout-grounded diffusion sampler on tiny random-weight models: plain sampling equals
+diffusers' own pipelines, energy and mask guidance pull each object's attention into its
+boxes, tokens come from the real tokenizer, any frame count and aspect ratio works."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from generators.video.diffusion.attention import (  # noqa: E402
+    cross_attention_layers,
+    default_guided_layers,
+    grid_shape,
+)
+from generators.video.diffusion.conditioning import (  # noqa: E402
+    GuidanceWarning,
+    box_masks,
+    build_conditioning,
+    object_token_positions,
+)
+from generators.video.diffusion.sampler import LayoutSampler, SamplerConfig  # noqa: E402
+from generators.video.diffusion.tiny import build_tiny  # noqa: E402
+from spa2v.layout import layout_from_dict  # noqa: E402
+
+CAR_BOXES = ([0.0, 0.45, 0.45, 0.95], [0.5, 0.45, 0.95, 0.95])
+DOG_BOX = [0.6, 0.05, 0.95, 0.45]
+
+
+def two_objects(frame_captions: bool = True, names=("car", "dog")):
+    """A car crossing the bottom half left to right; a dog still at the top right."""
+    car, dog = names
+    cap = f"A {car} drives from the left to the right while a {dog} barks on the right."
+    return layout_from_dict(
+        {
+            "version": 1,
+            "duration": 2.0,
+            "fps": 1,
+            "caption": cap,
+            "objects": [{"id": 0, "name": car}, {"id": 1, "name": dog}],
+            "frames": [
+                {
+                    "t": float(k),
+                    "caption": (f"The {car} is on the {side}." if frame_captions else ""),
+                    "boxes": [{"id": 0, "box": CAR_BOXES[k]}, {"id": 1, "box": DOG_BOX}],
+                }
+                for k, side in ((0, "left"), (1, "right"))
+            ],
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two shared cores: one torch thread avoids oversubscription stalls."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def unet3d():
+    return build_tiny("unet3d")
+
+
+@pytest.fixture(scope="module")
+def animatediff():
+    return build_tiny("animatediff")
+
+
+def _pipeline(comps, scheduler):
+    from diffusers import AnimateDiffPipeline
+
+    parts = dict(
+        vae=comps.vae,
+        text_encoder=comps.text_encoder,
+        tokenizer=comps.tokenizer,
+        unet=comps.unet,
+        scheduler=scheduler,
+    )
+    if comps.backbone == "animatediff":
+        pipe = AnimateDiffPipeline(**parts, motion_adapter=comps.motion_adapter)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from diffusers import TextToVideoSDPipeline
+
+            pipe = TextToVideoSDPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize(
+    ("backbone", "scheduler", "cfg_scale"),
+    [("unet3d", "ddim", 9.0), ("unet3d", "dpm++", 9.0), ("animatediff", "ddim", 7.5)],
+)
+def test_none_equals_plain_diffusers_sampling(request, backbone, scheduler, cfg_scale):
+    comps = request.getfixturevalue(backbone)
+    layout = two_objects(frame_captions=False)
+    config = SamplerConfig(
+        guidance="none",
+        steps=4,
+        num_frames=6,
+        size_px=(32, 24),
+        scheduler=scheduler,
+        cfg_scale=cfg_scale,
+    )
+    sampler = LayoutSampler(comps)
+    ours = sampler.sample(layout, config, seed=7)
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    if scheduler == "ddim":
+        sched = DDIMScheduler.from_config(comps.scheduler.config)
+    else:
+        sched = DPMSolverMultistepScheduler.from_config(
+            comps.scheduler.config, algorithm_type="dpmsolver++"
+        )
+    ref = _pipeline(comps, sched)(
+        layout.caption,
+        num_frames=6,
+        height=24,
+        width=32,
+        num_inference_steps=4,
+        guidance_scale=cfg_scale,
+        generator=torch.Generator().manual_seed(7),
+        output_type="np",
+    ).frames[0]
+    assert ours.frames.shape == ref.shape == (6, 24, 32, 3)
+    assert ours.frames.std() > 0.01  # not a constant picture
+    np.testing.assert_allclose(ours.frames, ref, atol=2e-4)
+    other = sampler.sample(layout, config, seed=8)
+    assert np.abs(other.frames - ours.frames).max() > 0.05
+
+
+def test_energy_and_mask_raise_in_box_attention(unet3d):
+    layout = two_objects()
+    sampler = LayoutSampler(unet3d)
+    shares = {}
+    energies = None
+    for mode in ("none", "mask", "energy"):
+        config = SamplerConfig(
+            guidance=mode, steps=6, guidance_steps=3, num_frames=8, size_px=(32, 32)
+        )
+        out = sampler.sample(layout, config, seed=0)
+        shares[mode] = out.in_box_share
+        if mode == "energy":
+            energies = out.energies
+    assert np.all(np.isfinite(shares["none"]))
+    for mode in ("mask", "energy"):
+        assert np.all(shares[mode] > shares["none"] + 0.1), (mode, shares)
+    # the energy falls over a guided step's iterations
+    assert len(energies) == 3 and all(len(e) == 5 for e in energies)
+    assert all(e[-1] < e[0] for e in energies)
+
+
+def test_recomputing_the_guidance_pass_changes_nothing_but_memory(unet3d):
+    from generators.video.diffusion.checkpointing import checkpointed
+
+    guided = default_guided_layers(unet3d.unet)
+    with checkpointed(unet3d.unet, guided) as n_light:
+        pass
+    with checkpointed(unet3d.unet, guided, attention=True) as n_full:
+        pass
+    assert 0 < n_full < n_light  # full wraps larger modules, so fewer of them
+    assert not any("forward" in vars(m) for m in unet3d.unet.modules())  # restored
+    layout = two_objects()
+    sampler = LayoutSampler(unet3d)
+    runs = [
+        sampler.sample(
+            layout,
+            SamplerConfig(
+                guidance="energy",
+                steps=2,
+                guidance_steps=1,
+                max_iterations=3,
+                num_frames=4,
+                size_px=(32, 32),
+                recompute=recompute,
+            ),
+            seed=2,
+        )
+        for recompute in ("none", "light", "full")
+    ]
+    for run in runs[1:]:
+        np.testing.assert_allclose(run.energies, runs[0].energies, rtol=1e-5)
+        np.testing.assert_allclose(run.frames, runs[0].frames, atol=1e-5)
+
+
+def test_any_frame_count_and_aspect_ratio(animatediff):
+    layout = two_objects()
+    sampler = LayoutSampler(animatediff)
+    config = SamplerConfig(
+        guidance="energy",
+        steps=2,
+        guidance_steps=1,
+        max_iterations=2,
+        num_frames=5,
+        size_px=(48, 16),
+    )
+    out = sampler.sample(layout, config, seed=1)
+    assert out.frames.shape == (5, 16, 48, 3)
+    assert np.all(np.isfinite(out.frames)) and np.all(np.isfinite(out.in_box_share))
+    assert len(out.energies) == 1 and len(out.energies[0]) == 2
+    # the box at each generated frame is the layout's, interpolated
+    boxes, _ = layout.track(0, out.times_s)
+    np.testing.assert_allclose(out.conditioning.boxes[0], boxes)
+
+
+def test_bfloat16_weights_sample_on_the_cpu():
+    from generators.video.diffusion.loading import load_components
+
+    comps = load_components("tiny", dtype=torch.bfloat16)
+    assert comps.unet.dtype == torch.bfloat16
+    out = LayoutSampler(comps).sample(
+        two_objects(),
+        SamplerConfig(
+            guidance="energy",
+            steps=2,
+            guidance_steps=1,
+            max_iterations=2,
+            num_frames=4,
+            size_px=(32, 32),
+        ),
+    )
+    assert out.frames.dtype == np.float32 and np.all(np.isfinite(out.frames))
+    assert out.energies[0][1] < out.energies[0][0]
+
+
+def test_default_layers_are_mid_and_lowest_resolution_up_block(unet3d, animatediff):
+    for comps in (unet3d, animatediff):
+        chosen = default_guided_layers(comps.unet)
+        assert chosen[0].startswith("mid_block.")
+        assert {n.split(".")[0] + "." + n.split(".")[1] for n in chosen[1:]} == {"up_blocks.1"}
+        assert all(n.endswith("attn2") for n in chosen)
+        assert not any("temp" in n or "motion" in n for n in cross_attention_layers(comps.unet))
+
+
+def test_masks_follow_boxes_at_each_resolution():
+    boxes = np.array([[[0.25, 0.5, 0.75, 1.0]]])
+    m = box_masks(boxes, np.array([[True]]), 4, 8).reshape(4, 8)
+    assert m[2:, 2:6].all() and m.sum() == 8
+    assert box_masks(boxes, np.array([[False]]), 4, 8).sum() == 0
+    assert grid_shape(12 * 7, (24, 14)) == (12, 7) and grid_shape(6 * 4, (24, 14)) == (6, 4)
+    assert grid_shape(3 * 2, (24, 14)) == (3, 2)  # 7 -> 4 -> 2 rounds up, as the convs do
+
+
+def test_tokens_come_from_the_real_tokenizer(unet3d):
+    tok = unet3d.tokenizer
+    layout = two_objects(names=("trombone", "dog"))
+    cond = build_conditioning(layout, tok, np.array([0.0, 1.0]))
+    sub = tok("trombone", add_special_tokens=False).input_ids
+    assert len(sub) > 2  # not in the tiny vocabulary: split into sub-tokens
+    pos, problem = object_token_positions(tok, cond.prompts[0], "trombone")
+    assert problem is None and len(pos) == 2 * len(sub)  # caption and frame caption
+    ids = tok(cond.prompts[0]).input_ids
+    assert tok.decode([ids[p] for p in pos]).replace(" ", "") == "trombone" * 2
+    assert cond.guided.all()
+    # frame captions make per-frame prompts; each frame takes its keyframe's caption
+    assert len(cond.prompts) == 2 and cond.prompt_of_frame.tolist() == [0, 1]
+    assert cond.prompts[1].endswith("The trombone is on the right.")
+    # a split name is guided by its sub-tokens: its share is measured and rises with mask
+    sampler = LayoutSampler(unet3d)
+    cfg = {"steps": 2, "guidance_steps": 2, "num_frames": 4, "size_px": (32, 32)}
+    none = sampler.sample(layout, SamplerConfig(guidance="none", **cfg)).in_box_share
+    mask = sampler.sample(layout, SamplerConfig(guidance="mask", **cfg)).in_box_share
+    assert mask[0] > none[0] + 0.1
+
+
+def test_an_object_that_cannot_be_guided_is_named_in_a_warning(unet3d):
+    layout = two_objects(names=("猫", "dog"))
+    with pytest.warns(GuidanceWarning, match="object 0 \\('猫'\\) cannot be guided"):
+        cond = build_conditioning(layout, unet3d.tokenizer, np.array([0.0]))
+    assert cond.guided.tolist() == [False, True]
+    long = "a quiet street " * 30
+    layout = layout_from_dict({**two_objects().to_dict(), "caption": long + "and a car"})
+    with pytest.warns(GuidanceWarning, match="77-token limit"):
+        build_conditioning(layout, unet3d.tokenizer, np.array([0.0]), use_frame_captions=False)
+
+
+def test_names_missing_from_the_caption_are_appended(unet3d):
+    layout = layout_from_dict({**two_objects().to_dict(), "caption": "A quiet street."})
+    cond = build_conditioning(layout, unet3d.tokenizer, np.array([0.0]), use_frame_captions=False)
+    assert cond.prompts == ["A quiet street, car, dog"]
+    assert cond.guided.all()
