@@ -170,9 +170,12 @@ def worker(args: argparse.Namespace) -> dict:
     sampler = LayoutSampler(load_components(args.model, dtype=dtype), device=device, dtype=dtype)
     layout = layout_from_dict(benchmark_layout())
     width, height = (int(v) for v in args.size.lower().split("x"))
+    guidance, _, recompute = args.worker.partition(":")
     config = SamplerConfig(
-        guidance=args.worker, steps=args.steps, num_frames=args.frames, size_px=(width, height)
+        guidance=guidance, steps=args.steps, num_frames=args.frames, size_px=(width, height)
     )
+    if recompute:
+        config.recompute = recompute
     cuda = torch.device(device).type == "cuda"
     times, cpu_times, peak, out = [], [], 0, None
     for run in range(max(1, args.repeat)):
@@ -217,8 +220,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None)
-    parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated; energy:none, energy:light, energy:full pick the recompute policy",
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))

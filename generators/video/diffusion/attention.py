@@ -19,7 +19,7 @@ temporal layers are left alone) and, per call:
 - otherwise it computes exactly what ``AttnProcessor2_0`` computes.
 
 Map layout: ``(F, heads, N, K, J)``: frames, heads, the N = h * w query positions of the
-layer (row-major), K objects, J token slots (``state.token_valid`` tells the used ones).
+layer (row-major), K objects, J token slots (``state.valid`` tells the used ones).
 """
 
 from __future__ import annotations
