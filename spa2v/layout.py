@@ -468,6 +468,15 @@ def _dumps(layout: SceneLayout) -> str:
     return text + "\n"
 
 
+def as_layout(layout: SceneLayout | dict | PathType) -> SceneLayout:
+    """Accept a SceneLayout, a decoded VSL dict or a layout file path."""
+    if isinstance(layout, SceneLayout):
+        return layout
+    if isinstance(layout, dict):
+        return layout_from_dict(layout)
+    return load_layout(layout)
+
+
 def save_layout(layout: SceneLayout, path: PathType, *, overwrite: bool = False) -> Path:
     """Write a layout as pretty JSON, atomically (temporary file, then rename)."""
     text = _dumps(layout)

@@ -487,6 +487,20 @@ def _inside_fraction(small: np.ndarray, big: np.ndarray, both: np.ndarray) -> fl
     return float(inside.mean())
 
 
+def _keep_prominent(cands: list[tuple], max_objects: int) -> list[tuple]:
+    """The most prominent candidates ``(prominence, key, boxes, centers, active)``, at most
+    ``max_objects``; a track inside a bigger one most of the time is a part of it."""
+    kept: list[tuple] = []
+    for c in sorted(cands, key=lambda c: -c[0]):
+        if any(_inside_fraction(c[2], k[2], c[4] & k[4]) >= 0.8
+               and (c[4] & k[4]).sum() >= 0.8 * c[4].sum() for k in kept):
+            continue
+        kept.append(c)
+        if len(kept) == max_objects:
+            break
+    return kept
+
+
 def track_objects(
     video: PathType | np.ndarray,
     fps: float | None = None,
@@ -551,15 +565,7 @@ def track_objects(
             continue
         prominence = float(np.nansum(np.where(active, areas, 0.0)))
         cands.append((prominence, raw.stream, boxes, centers, active))
-    cands.sort(key=lambda c: -c[0])
-    kept: list[tuple] = []
-    for c in cands:  # a track inside a bigger one most of the time is a part of it
-        if any(_inside_fraction(c[2], k[2], c[4] & k[4]) >= 0.8
-               and (c[4] & k[4]).sum() >= 0.8 * c[4].sum() for k in kept):
-            continue
-        kept.append(c)
-        if len(kept) == max_objects:
-            break
+    kept = _keep_prominent(cands, max_objects)
     out = [
         VisualTrack(id=i, times=times, boxes=np.where(active[:, None], boxes, np.nan),
                     centers=np.where(active[:, None], centers, np.nan), active=active,
@@ -737,15 +743,7 @@ def link_detections(
         prominence = float(np.nansum(np.where(active, areas, 0.0)))
         votes = np.bincount([query_of[id(d)] for d in raw.dets])
         cands.append((prominence, int(np.argmax(votes)), boxes, centers, active))
-    cands.sort(key=lambda c: -c[0])
-    kept: list[tuple] = []
-    for c in cands:
-        if any(_inside_fraction(c[2], k[2], c[4] & k[4]) >= 0.8
-               and (c[4] & k[4]).sum() >= 0.8 * c[4].sum() for k in kept):
-            continue
-        kept.append(c)
-        if len(kept) == max_objects:
-            break
+    kept = _keep_prominent(cands, max_objects)
     out = [
         VisualTrack(id=i, times=times, boxes=np.where(active[:, None], boxes, np.nan),
                     centers=np.where(active[:, None], centers, np.nan), active=active,

@@ -36,7 +36,7 @@ from generators.video.icons import (
 from spa2v._typing import PathType
 from spa2v.classes import lookup
 from spa2v.errors import InputError
-from spa2v.layout import SceneLayout, layout_from_dict, load_layout
+from spa2v.layout import SceneLayout, as_layout
 from spa2v.video import write_mp4
 
 PALETTE: tuple[Color, ...] = (
@@ -64,15 +64,6 @@ def object_color(index: int) -> Color:
     """Body colour of the object at ``index`` in ``layout.objects`` (the palette repeats
     after ``len(PALETTE)`` objects)."""
     return PALETTE[int(index) % len(PALETTE)]
-
-
-def as_layout(layout: SceneLayout | dict | PathType) -> SceneLayout:
-    """Accept a SceneLayout, a decoded VSL dict or a layout file path."""
-    if isinstance(layout, SceneLayout):
-        return layout
-    if isinstance(layout, dict):
-        return layout_from_dict(layout)
-    return load_layout(layout)
 
 
 # --------------------------------------------------------------------------- sprites

@@ -75,6 +75,20 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
                    help="keep idle components on the CPU (accelerate)")
 
 
+def add_sonify_options(g) -> None:
+    """How ``sonify`` and ``video2audio`` render a layout's objects as sound."""
+    g.add_argument("--hrtf", default=None, metavar="FILE.sofa",
+                   help="measured HRTFs for binaural output (default: spherical head)")
+    g.add_argument("--reverb", type=float, default=None, metavar="RT60_S",
+                   help="add a room with this reverberation time in seconds")
+    g.add_argument("--exact", action="store_true",
+                   help="render the boxes as they are, without making each object's motion "
+                        "label unmistakable (see generators.audio.sonify)")
+    g.add_argument("--sr", "--sample-rate", dest="sr", type=int, default=48000, metavar="HZ",
+                   help="sample rate (default 48000)")
+    g.add_argument("--seed", type=int, default=0, metavar="N")
+
+
 def _add_model_flag(p: argparse.ArgumentParser) -> None:
     if "--model" not in p._option_string_actions:  # generate has both option groups
         p.add_argument("--model", metavar="NAME|DIR",

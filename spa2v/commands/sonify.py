@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spa2v.commands._options import add_sonify_options
 from spa2v.errors import InputError
 
 NAME = "sonify"
@@ -24,16 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "each object's description")
     p.add_argument("--steps", type=int, default=None, metavar="N",
                    help="denoising steps of the text-to-audio model")
-    p.add_argument("--hrtf", default=None, metavar="FILE.sofa",
-                   help="measured HRTFs for binaural output (default: spherical head)")
-    p.add_argument("--reverb", type=float, default=None, metavar="RT60_S",
-                   help="add a room with this reverberation time in seconds")
-    p.add_argument("--exact", action="store_true",
-                   help="render the boxes as they are, without making each object's motion "
-                        "label unmistakable (see generators.audio.sonify)")
-    p.add_argument("--sr", "--sample-rate", dest="sr", type=int, default=48000, metavar="HZ",
-                   help="sample rate (default 48000)")
-    p.add_argument("--seed", type=int, default=0, metavar="N")
+    add_sonify_options(p)
     p.add_argument("--truth", default=None, metavar="OUT.json", help="write the ground truth here")
 
 

@@ -20,6 +20,7 @@ import contextlib
 import math
 from pathlib import Path
 
+from spa2v.commands._options import add_sonify_options
 from spa2v.errors import InputError
 
 NAME = "video2audio"
@@ -66,16 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keyframe-fps", type=float, default=None, metavar="N",
                    help="keyframe rate of the layout (default 8)")
     a = p.add_argument_group("rendering the audio")
-    a.add_argument("--hrtf", default=None, metavar="FILE.sofa",
-                   help="measured HRTFs for binaural output (default: spherical head)")
-    a.add_argument("--reverb", type=float, default=None, metavar="RT60_S",
-                   help="add a room with this reverberation time in seconds")
-    a.add_argument("--exact", action="store_true",
-                   help="render the boxes as they are, without making each object's motion "
-                        "label unmistakable (see generators.audio.sonify)")
-    a.add_argument("--sr", "--sample-rate", dest="sr", type=int, default=48000, metavar="HZ",
-                   help="sample rate (default 48000)")
-    a.add_argument("--seed", type=int, default=0, metavar="N")
+    add_sonify_options(a)
 
 
 def _parse_sources(items: list[str] | None) -> dict[str, str]:

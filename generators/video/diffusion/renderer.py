@@ -23,7 +23,7 @@ import numpy as np
 from spa2v._typing import PathType
 from spa2v.errors import InputError
 from spa2v.fsutil import check_output
-from spa2v.layout import SceneLayout, layout_from_dict, load_layout
+from spa2v.layout import SceneLayout, as_layout
 
 from .loading import PRESETS, check_checkpoint, pick_device, torch_dtype
 
@@ -46,14 +46,6 @@ def sampler_size(
         max(multiple, int(round(w / multiple)) * multiple),
         max(multiple, int(round(h / multiple)) * multiple),
     )
-
-
-def _as_layout(layout: SceneLayout | dict | PathType) -> SceneLayout:
-    if isinstance(layout, SceneLayout):
-        return layout
-    if isinstance(layout, dict):
-        return layout_from_dict(layout)
-    return load_layout(layout)
 
 
 def _to_uint8(frame: np.ndarray) -> np.ndarray:
@@ -159,7 +151,7 @@ class DiffusionRenderer:
         ------
         np.ndarray, shape (H, W, 3), uint8 RGB
         """
-        layout = _as_layout(layout)
+        layout = as_layout(layout)
         width, height = (int(v) for v in size)
         if width < 16 or height < 16:
             raise InputError(f"frame size {width}x{height} is too small (at least 16x16)")
@@ -211,7 +203,7 @@ class DiffusionRenderer:
         from spa2v.video import write_mp4
 
         check_output(out_path, overwrite=overwrite)
-        layout = _as_layout(layout)
+        layout = as_layout(layout)
         frames = self.frames(
             layout, fps=fps, size=size, seed=seed, overlay=overlay, progress=progress
         )
