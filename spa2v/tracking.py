@@ -70,6 +70,9 @@ class HeadCalibration:
     azimuth_deg: np.ndarray  # (A,)
     itd_s: np.ndarray  # (A,) broadband GCC-PHAT ITD
     ild_hf_db: np.ndarray  # (A,) high-frequency ILD
+    steer: np.ndarray | None = None
+    """(A, bins) unit phasors conjugate to the head's interaural phase per analysis bin (up
+    to ``cues.cue_bins``): the head-model steering vectors of the residual search."""
 
     def az_from_itd(self, itd_s: np.ndarray) -> np.ndarray:
         return _monotonic_inverse(self.azimuth_deg, self.itd_s, itd_s)
@@ -115,14 +118,25 @@ def calibrate_from_hrirs(
     S = cues.Spectrogram(np.moveaxis(H, 1, 0).astype(np.complex64), sr, hop, n_fft)
     itd, _ = cues.gcc_phat(S)
     ild_hf = _hf_ild_db(S.power, S.freqs)
+    nb = cues.cue_bins(S)
+    ipd = S.X[0, :, :nb] * np.conj(S.X[1, :, :nb])
+    steer = np.conj(ipd / (np.abs(ipd) + cues.EPS))
     order = np.argsort(azimuth_deg)
     a = np.asarray(azimuth_deg, dtype=float)[order]
 
     def onto_grid(v):
         return np.interp(AZ_GRID, a, np.asarray(v, dtype=float)[order])
 
+    # the steering phasors onto the grid: linear between measured azimuths, renormalised
+    pos = np.interp(AZ_GRID, a, np.arange(a.size, dtype=float))
+    i0 = np.minimum(np.floor(pos).astype(np.int64), max(a.size - 2, 0))
+    fr = (pos - i0)[:, None]
+    st = steer[order]
+    st = st[i0] * (1.0 - fr) + st[np.minimum(i0 + 1, a.size - 1)] * fr
+    st = (st / (np.abs(st) + cues.EPS)).astype(np.complex64)
+
     return HeadCalibration(
-        name, int(sr), n_fft, AZ_GRID.copy(), onto_grid(itd), onto_grid(ild_hf)
+        name, int(sr), n_fft, AZ_GRID.copy(), onto_grid(itd), onto_grid(ild_hf), st
     )
 
 
@@ -294,16 +308,140 @@ def _gcc_window_peaks(itds, r_win, cal: HeadCalibration, *, max_sources):
                        min_sep_deg=20.0, rel_height=GCC_REL_HEIGHT, min_height=0.05)
 
 
+RESIDUAL_F_MAX_HZ = 3000.0
+"""The residual search uses bins up to here: heads agree on their interaural phase below a
+few kilohertz (above, pinnae differ and the phase wraps)."""
+RESIDUAL_TOL_RAD = (1.2, 0.6, 0.5)
+"""A found source explains a bin whose phase is within the second tolerance of the head
+model's for its direction, or within the third of the source's own phase in that bin: the
+mean phase, over the window, of the bins within the first (wide) tolerance of the model's,
+so that a head other than the model's still explains its own bins."""
+RESIDUAL_MIN_R = 0.6
+RESIDUAL_MIN_SHARE = 0.05
+"""A residual peak counts as a source when its steered response is at least ``MIN_R`` (a
+coherent direction) over bins holding at least ``MIN_SHARE`` of the window's weight."""
+
+
+def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibration, freqs, *,
+                           max_sources):
+    """Add the sources that the window GCC-PHAT hides to each window's peaks.
+
+    The GCC-PHAT weighs every bin alike, so a source that holds only a few bins (a siren or
+    a voice beside broadband noise) makes no peak of its own.  Per window, the bins the
+    found sources explain (their phase matches the head model's for the source direction
+    and the source's own phase in that bin) are set aside; the head-model steered
+    response of the remaining bins then peaks at the hidden source, which is accepted when
+    coherent enough over enough of the window's weight, and its bins are set aside in turn.
+    Its height is its steered response times the root of its share of the weight, in the
+    units of the window's strongest GCC-PHAT peak.
+    """
+    if cal.steer is None or not len(starts):
+        return peaks
+    nb = min(unit.shape[1], cal.steer.shape[1])
+    nf = min(nb, int(np.searchsorted(freqs, RESIDUAL_F_MAX_HZ)))
+    steer = cal.steer[:, :nb]
+    T = unit.shape[0]
+    frames = starts[:, None] + np.arange(win)[None, :]
+    idx = np.minimum(frames, T - 1)
+    Uw = unit[idx, :nb]  # (windows, win, bins)
+    Ww = (weights[idx, :nb] * (frames < T)[..., None]).astype(np.float32)
+    cos_wide, cos_model, cos_tight = np.cos(RESIDUAL_TOL_RAD)
+    n_w = len(starts)
+    rows = np.arange(n_w)
+
+    def set_aside(az_w, live):
+        """Zero the weight of bins explained by a source at ``az_w`` in windows ``live``."""
+        k = np.clip(np.round(np.nan_to_num(az_w) - AZ_GRID[0]).astype(np.int64), 0,
+                    AZ_GRID.size - 1)
+        st = steer[k, : Uw.shape[2]][:, None, :]
+        c = (Uw * st).real
+        own = (Uw * Ww * (c > cos_wide)).sum(axis=1)  # the source's own phase per bin
+        own = np.conj(own / (np.abs(own) + cues.EPS))
+        explained = (c > cos_model) | ((Uw * own[:, None, :]).real > cos_tight)
+        Ww[live] *= ~explained[live]
+
+    out = [list(p) for p in peaks]
+    top = np.array([p[0][1] if p else 0.0 for p in peaks])
+    # the found sources' directions, refined on the head model's steered response (the
+    # GCC-PHAT peak maps through the broadband ITD table, a degree or two off)
+    R0 = ((Uw * Ww).sum(axis=1) @ steer.T).real
+    span = [[(az, az) for az, _h in p] for p in peaks]  # each source's range over its window
+    for j in range(max_sources):
+        az_j = np.array([p[j][0] if len(p) > j else np.nan for p in peaks])
+        live = ~np.isnan(az_j)
+        if not live.any():
+            continue
+        near = np.abs(AZ_GRID[None, :] - np.nan_to_num(az_j)[:, None]) <= 6.0
+        az_j = np.where(live, AZ_GRID[np.argmax(np.where(near, R0, -np.inf), axis=1)], np.nan)
+        set_aside(az_j, live)
+        # a moving source sweeps its window: its directions half a window before and
+        # after (the neighbouring windows' nearest peaks) explain bins too
+        for side in (-1, 1):
+            az_n = np.full(n_w, np.nan)
+            for wi in np.nonzero(live)[0]:
+                if 0 <= wi + side < n_w and out[wi + side]:
+                    cand = min(out[wi + side], key=lambda q, a=az_j[wi]: abs(q[0] - a))
+                    if abs(cand[0] - az_j[wi]) <= 30.0:
+                        az_n[wi] = 0.5 * (cand[0] + az_j[wi])
+                        lo, hi = span[wi][j]
+                        span[wi][j] = (min(lo, az_n[wi]), max(hi, az_n[wi]))
+            ok_n = ~np.isnan(az_n)
+            if ok_n.any():
+                set_aside(az_n, ok_n)
+    # the residual search stays below a few kilohertz
+    Uw, Ww, steer = Uw[..., :nf], np.ascontiguousarray(Ww[..., :nf]), steer[:, :nf]
+    w0 = (weights[idx, :nf] * (frames < T)[..., None]).sum(axis=(1, 2)) + cues.EPS
+    for _ in range(max_sources):
+        room = np.array([0 < len(p) < max_sources for p in out])
+        if not room.any():
+            break
+        share = Ww.sum(axis=(1, 2)) / w0
+        R = ((Uw * Ww).sum(axis=1) @ steer.T).real / (Ww.sum(axis=(1, 2))[:, None] + cues.EPS)
+        for wi, p in enumerate(out):  # never next to a source already found
+            for j, (az, _h) in enumerate(p):
+                lo, hi = span[wi][j] if j < len(span[wi]) else (az, az)
+                R[wi, (AZ_GRID > lo - 20.0) & (AZ_GRID < hi + 20.0)] = -1.0
+        k = np.argmax(R, axis=1)
+        r_k = R[rows, k]
+        ok = room & (r_k >= RESIDUAL_MIN_R) & (share >= RESIDUAL_MIN_SHARE)
+        if not ok.any():
+            break
+        pos, _ = cues.parabolic_peak(R, k)
+        az_new = AZ_GRID[0] + pos * (AZ_GRID[1] - AZ_GRID[0])
+        for wi in np.nonzero(ok)[0]:
+            out[wi].append((float(az_new[wi]), float(top[wi] * r_k[wi] * np.sqrt(share[wi]))))
+        set_aside(np.where(ok, az_new, np.nan), ok)
+    return out
+
+
+MAX_SPEED_DEG_S = 90.0
+"""Fastest azimuth change a track's prediction assumes."""
+
+
+def _track_velocity(t: dict, max_step: float, n: int = 4) -> float:
+    """Azimuth change per window of a track over its last ``n`` peaks (a line fit)."""
+    w = np.asarray(t["win"][-n:], dtype=float)
+    if w.size < 2 or w[-1] - w[0] < 1:
+        return 0.0
+    a = unwrap_deg(np.asarray(t["az"][-n:], dtype=float))
+    v = float(np.polyfit(w, a, 1)[0])
+    return float(np.clip(v, -max_step, max_step))
+
+
 def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
                  gate_deg=30.0, min_sep_deg=20.0, min_rel_mass=None):
     """Link window peaks into tracks; each track is an azimuth per frame (NaN where dead)."""
     tracks: list[dict] = []
     step_s = float(starts[1] - starts[0]) * hop_s if len(starts) > 1 else win * hop_s
     max_gap = max(2, int(round(1.5 / max(step_s, 1e-9))))  # pauses in speech, gaps in music
+    max_step = MAX_SPEED_DEG_S * step_s  # degrees per window step
     for wi, peaks in enumerate(peaks_per_win):
         live = [t for t in tracks if wi - t["last"] <= max_gap]
+        # each track is expected where its recent motion leads (sources that cross each
+        # other keep their ways instead of bouncing off)
+        pred = [t["az"][-1] + _track_velocity(t, max_step) * (wi - t["last"]) for t in live]
         pairs = sorted(
-            (abs((p[0] - t["az"][-1] + 180.0) % 360.0 - 180.0), pi, ti)
+            (abs((p[0] - pred[ti] + 180.0) % 360.0 - 180.0), pi, ti)
             for pi, p in enumerate(peaks) for ti, t in enumerate(live)
         )
         used_p, used_t = set(), set()
@@ -474,6 +612,8 @@ def analyze_signal(
             _, r_win, w_win = cues.gcc_phat_windows(S, starts, win, w_on * active[:, None],
                                                     phase=phase)
             peaks = _gcc_window_peaks(itds, r_win, cal, max_sources=max_sources)
+            peaks = _residual_window_peaks(peaks, phase[0], w_on * active[:, None] * phase[1],
+                                           starts, win, cal, S.freqs, max_sources=max_sources)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
             if not track_az:
