@@ -221,13 +221,26 @@ def stereo_pan_to_azimuth(ild_db: np.ndarray) -> np.ndarray:
     return np.rad2deg(np.arctan(u * np.tan(np.deg2rad(STEREO_SPEAKER_DEG))))
 
 
+FOA_DIRECTNESS_FRAMES = 5
+FOA_DIRECTNESS_POWER = 4.0
+"""A FOA bin's weight is its energy times its directness, ``|<I>| / <E>`` over this many
+frames, to this power.  Where two sources share a bin their intensity points between
+them, with a directness that stays high in one frame but falls on average as their
+relative phase turns; one source alone keeps it near 1."""
+
+
 def _foa_bins(S):
-    az, el, inorm, energy = cues.foa_intensity(S)
+    (ix, iy, iz), energy = cues.foa_intensity_vectors(S)
     f = S.freqs
     sel = (f >= 100.0) & (f <= 8000.0)
-    az, el, inorm, energy = az[:, sel], el[:, sel], inorm[:, sel], energy[:, sel]
-    directness = inorm / (energy + cues.EPS)
-    weight = energy * np.clip(directness, 0.0, 1.0) ** 2
+    ix, iy, iz, energy = ix[:, sel], iy[:, sel], iz[:, sel], energy[:, sel]
+    az = np.rad2deg(np.arctan2(iy, ix))
+    el = np.rad2deg(np.arctan2(iz, np.hypot(ix, iy)))
+    n = FOA_DIRECTNESS_FRAMES
+    mean_i = np.sqrt(cues.smooth(ix, n, axis=0) ** 2 + cues.smooth(iy, n, axis=0) ** 2
+                     + cues.smooth(iz, n, axis=0) ** 2)
+    directness = mean_i / (cues.smooth(energy, n, axis=0) + cues.EPS)
+    weight = energy * np.clip(directness, 0.0, 1.0) ** FOA_DIRECTNESS_POWER
     return az, el, weight, sel
 
 
