@@ -350,28 +350,27 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     """
     if cal.steer is None or not len(starts):
         return peaks
-    nb = min(unit.shape[1], cal.steer.shape[1])
-    nf = min(nb, int(np.searchsorted(freqs, RESIDUAL_F_MAX_HZ)))
-    steer = cal.steer[:, :nb]
+    # heads agree on their interaural phase below a few kilohertz: the search stays there
+    nf = min(unit.shape[1], cal.steer.shape[1], int(np.searchsorted(freqs, RESIDUAL_F_MAX_HZ)))
+    steer = cal.steer[:, :nf]
     T = unit.shape[0]
     frames = starts[:, None] + np.arange(win)[None, :]
     idx = np.minimum(frames, T - 1)
-    Uw = unit[idx, :nb]  # (windows, win, bins)
-    Ww = (weights[idx, :nb] * (frames < T)[..., None]).astype(np.float32)
+    Uw = unit[idx, :nf]  # (windows, win, bins)
+    Ww = (weights[idx, :nf] * (frames < T)[..., None]).astype(np.float32)
+    w0 = Ww.sum(axis=(1, 2)) + cues.EPS
     cos_wide, cos_model, cos_tight = np.cos(RESIDUAL_TOL_RAD)
     n_w = len(starts)
-    rows = np.arange(n_w)
 
-    def set_aside(az_w, live):
-        """Zero the weight of bins explained by a source at ``az_w`` in windows ``live``."""
-        k = np.clip(np.round(np.nan_to_num(az_w) - AZ_GRID[0]).astype(np.int64), 0,
-                    AZ_GRID.size - 1)
-        st = steer[k, : Uw.shape[2]][:, None, :]
-        c = (Uw * st).real
-        own = (Uw * Ww * (c > cos_wide)).sum(axis=1)  # the source's own phase per bin
+    def set_aside(az_w, wins):
+        """Zero the weight of bins explained by sources at ``az_w`` in windows ``wins``."""
+        k = np.clip(np.round(az_w - AZ_GRID[0]).astype(np.int64), 0, AZ_GRID.size - 1)
+        u, w = Uw[wins], Ww[wins]
+        c = (u * steer[k][:, None, :]).real
+        own = (u * (w * (c > cos_wide))).sum(axis=1)  # the source's own phase per bin
         own = np.conj(own / (np.abs(own) + cues.EPS))
-        explained = (c > cos_model) | ((Uw * own[:, None, :]).real > cos_tight)
-        Ww[live] *= ~explained[live]
+        explained = (c > cos_model) | ((u * own[:, None, :]).real > cos_tight)
+        Ww[wins] = w * ~explained
 
     out = [list(p) for p in peaks]
     top = np.array([p[0][1] if p else 0.0 for p in peaks])
@@ -380,50 +379,52 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     R0 = ((Uw * Ww).sum(axis=1) @ steer.T).real
     span = [[(az, az) for az, _h in p] for p in peaks]  # each source's range over its window
     for j in range(max_sources):
-        az_j = np.array([p[j][0] if len(p) > j else np.nan for p in peaks])
-        live = ~np.isnan(az_j)
-        if not live.any():
+        wins = np.array([wi for wi, p in enumerate(peaks) if len(p) > j], dtype=np.int64)
+        if not wins.size:
             continue
-        near = np.abs(AZ_GRID[None, :] - np.nan_to_num(az_j)[:, None]) <= 6.0
-        az_j = np.where(live, AZ_GRID[np.argmax(np.where(near, R0, -np.inf), axis=1)], np.nan)
-        set_aside(az_j, live)
+        az_j = np.array([peaks[wi][j][0] for wi in wins])
+        near = np.abs(AZ_GRID[None, :] - az_j[:, None]) <= 6.0
+        az_j = AZ_GRID[np.argmax(np.where(near, R0[wins], -np.inf), axis=1)]
+        set_aside(az_j, wins)
         # a moving source sweeps its window: its directions half a window before and
         # after (the neighbouring windows' nearest peaks) explain bins too
         for side in (-1, 1):
-            az_n = np.full(n_w, np.nan)
-            for wi in np.nonzero(live)[0]:
+            w_n, az_n = [], []
+            for wi, a in zip(wins.tolist(), az_j.tolist(), strict=True):
                 if 0 <= wi + side < n_w and out[wi + side]:
-                    cand = min(out[wi + side], key=lambda q, a=az_j[wi]: abs(q[0] - a))
-                    if abs(cand[0] - az_j[wi]) <= 30.0:
-                        az_n[wi] = 0.5 * (cand[0] + az_j[wi])
+                    q = min((abs(x - a), x) for x, _h in out[wi + side])
+                    if 3.0 <= q[0] <= 30.0:
+                        mid = 0.5 * (q[1] + a)
+                        w_n.append(wi)
+                        az_n.append(mid)
                         lo, hi = span[wi][j]
-                        span[wi][j] = (min(lo, az_n[wi]), max(hi, az_n[wi]))
-            ok_n = ~np.isnan(az_n)
-            if ok_n.any():
-                set_aside(az_n, ok_n)
-    # the residual search stays below a few kilohertz
-    Uw, Ww, steer = Uw[..., :nf], np.ascontiguousarray(Ww[..., :nf]), steer[:, :nf]
-    w0 = (weights[idx, :nf] * (frames < T)[..., None]).sum(axis=(1, 2)) + cues.EPS
+                        span[wi][j] = (min(lo, mid), max(hi, mid))
+            if w_n:
+                set_aside(np.asarray(az_n), np.asarray(w_n, dtype=np.int64))
     for _ in range(max_sources):
         room = np.array([0 < len(p) < max_sources for p in out])
+        share = Ww.sum(axis=(1, 2)) / w0
+        room &= share >= RESIDUAL_MIN_SHARE
         if not room.any():
             break
-        share = Ww.sum(axis=(1, 2)) / w0
-        R = ((Uw * Ww).sum(axis=1) @ steer.T).real / (Ww.sum(axis=(1, 2))[:, None] + cues.EPS)
-        for wi, p in enumerate(out):  # never next to a source already found
-            for j, (az, _h) in enumerate(p):
+        wins = np.nonzero(room)[0]
+        R = ((Uw[wins] * Ww[wins]).sum(axis=1) @ steer.T).real
+        R /= Ww[wins].sum(axis=(1, 2))[:, None] + cues.EPS
+        for i, wi in enumerate(wins.tolist()):  # never next to a source already found
+            for j, (az, _h) in enumerate(out[wi]):
                 lo, hi = span[wi][j] if j < len(span[wi]) else (az, az)
-                R[wi, (AZ_GRID > lo - 20.0) & (AZ_GRID < hi + 20.0)] = -1.0
+                R[i, (AZ_GRID > lo - 20.0) & (AZ_GRID < hi + 20.0)] = -1.0
         k = np.argmax(R, axis=1)
-        r_k = R[rows, k]
-        ok = room & (r_k >= RESIDUAL_MIN_R) & (share >= RESIDUAL_MIN_SHARE)
+        r_k = R[np.arange(wins.size), k]
+        ok = r_k >= RESIDUAL_MIN_R
         if not ok.any():
             break
         pos, _ = cues.parabolic_peak(R, k)
         az_new = AZ_GRID[0] + pos * (AZ_GRID[1] - AZ_GRID[0])
-        for wi in np.nonzero(ok)[0]:
-            out[wi].append((float(az_new[wi]), float(top[wi] * r_k[wi] * np.sqrt(share[wi]))))
-        set_aside(np.where(ok, az_new, np.nan), ok)
+        for i in np.nonzero(ok)[0]:
+            wi = int(wins[i])
+            out[wi].append((float(az_new[i]), float(top[wi] * r_k[i] * np.sqrt(share[wi]))))
+        set_aside(az_new[ok], wins[ok])
     return out
 
 
@@ -437,7 +438,8 @@ def _track_velocity(t: dict, max_step: float, n: int = 4) -> float:
     if w.size < 2 or w[-1] - w[0] < 1:
         return 0.0
     a = unwrap_deg(np.asarray(t["az"][-n:], dtype=float))
-    v = float(np.polyfit(w, a, 1)[0])
+    wc = w - w.mean()
+    v = float((wc * (a - a.mean())).sum() / (wc * wc).sum())
     return float(np.clip(v, -max_step, max_step))
 
 
