@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter
 
-from spa2v import cues
+from spa2v import cues, distance
 from spa2v.conventions import (
+    CROSSING_MIN_SWEEP_DEG,
     angle_diff_deg,
     motion_label,
     position_label,
@@ -650,10 +651,11 @@ def analyze_signal(
             az_single = stereo_pan_to_azimuth(ild_broad)
             sources = _resolve_tracks(track_az, az_bins, w_bins, az_single, np.ones(T), active,
                                       level.max(axis=0), circular=False)
+        direct = _direct_sound(itds, r, itd_all, cal, sources) if cal else None
         out = []
         for i, (az, _el, lvl, act, conf) in enumerate(sources):
             tr = SourceTrack(i, times, az, None, lvl, act, conf)
-            _finish(tr, hop_s)
+            _finish(tr, hop_s, direct)
             out.append(tr)
         return result(_sort_loudest(out), cal.name if cal else None)
 
@@ -867,8 +869,12 @@ def _smooth_track(az: np.ndarray, act: np.ndarray, circular: bool) -> np.ndarray
     return wrap_deg(full) if circular else full
 
 
-def _finish(tr: SourceTrack, hop_s: float) -> None:
-    """Labels, mean direction, distance trend."""
+def _finish(tr: SourceTrack, hop_s: float, direct: distance.DirectSound | None = None) -> None:
+    """Labels, mean direction, distance trend.
+
+    ``direct``, binaural only, holds the direct-sound cues that can confirm a level trend
+    too weak to count on its own (``spa2v.distance``).
+    """
     act = tr.active
     if not act.any():
         return
@@ -885,7 +891,14 @@ def _finish(tr: SourceTrack, hop_s: float) -> None:
     if tr.elevation_deg is not None:  # FOA: motion is judged on the frontal-folded path
         front = np.where(np.abs(wrap_deg(a)) > 90, wrap_deg(180 - wrap_deg(a)), wrap_deg(a))
     sweep = float(np.median(front[-n:]) - np.median(front[:n]))
-    change = level_change_db(tr.times[act], lvl)
+    if abs(sweep) >= CROSSING_MIN_SWEEP_DEG:
+        change = 0.0  # a crossing: its level follows the head's shadow, not the distance
+    else:
+        level = distance.level_trend(tr.times[act], lvl)
+        confirm = ()
+        if direct is not None and distance.needs_confirmation(level):
+            confirm = direct.trends(tr.times, tr.azimuth_deg, act, tr.loudness_db)
+        change = distance.distance_change_db(level, confirm)
     tr.motion = motion_label(sweep, change)
     full = cues.smooth(np.interp(np.arange(tr.loudness_db.size), np.nonzero(act)[0], lvl),
                        max(1, int(round(0.5 / hop_s))))
@@ -894,46 +907,22 @@ def _finish(tr: SourceTrack, hop_s: float) -> None:
 
 
 def level_change_db(times: np.ndarray, level_db: np.ndarray) -> float:
-    """Net level change over a track: a linear fit to its upper envelope.
+    """Net level change over a track, 0 where it does not stand out from the level's own
+    ups and downs.
 
-    The envelope (the 80th percentile over 0.5 s windows) follows the loud parts of
-    speech and music rather than their pauses and syllables.
+    A linear fit to the level (energy mean) of 0.25 s windows; the change (slope times
+    span) counts when the slope is at least two standard errors from zero (t test), so
+    the phrases of speech and the notes of music do not pose as a change of distance.
     """
-    if level_db.size < 3:
-        return 0.0
-    span = float(times[-1] - times[0])
-    if span <= 0:
-        return 0.0
-    n_win = max(2, int(round(span / 0.5)))
-    edges = np.linspace(times[0], times[-1] + 1e-9, n_win + 1)
-    which = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, n_win - 1)
-    t_c, env = _group_percentile(which, times, level_db, 80.0, n_win)
-    if env.size < 2:
-        return 0.0
-    slope, icpt = np.polyfit(t_c, env, 1)
-    change = float(slope * span)
-    # a trend must stand out from the envelope's own ups and downs (phrases of speech,
-    # notes of music): below twice the residual spread it is not a change of distance
-    resid = float(np.std(env - (slope * t_c + icpt)))
-    return change if abs(change) >= 2.0 * resid else 0.0
+    trend = distance.level_trend(times, level_db)
+    return trend.change if abs(trend.z) >= distance.LEVEL_MIN_Z else 0.0
 
 
-def _group_percentile(group: np.ndarray, times: np.ndarray, values: np.ndarray, q: float,
-                      n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean time and ``q``-th percentile (linear, as ``np.percentile``) of each group of at
-    least two samples; ``group`` holds each sample's group index (vectorised)."""
-    order = np.lexsort((values, group))
-    g, v = group[order], np.asarray(values, dtype=np.float64)[order]
-    counts = np.bincount(g, minlength=n_groups)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    keep = counts >= 2
-    pos = (q / 100.0) * (counts[keep] - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, counts[keep] - 1)
-    base = starts[keep]
-    pct = v[base + lo] + (pos - lo) * (v[base + hi] - v[base + lo])
-    t_mean = np.bincount(group, weights=times, minlength=n_groups)[keep] / counts[keep]
-    return t_mean, pct
+def _direct_sound(itds, r, itd_s, cal: HeadCalibration, sources) -> distance.DirectSound:
+    """The direct-sound cues of a binaural analysis (``sources`` as resolved:
+    ``(az, el, level_db, active, confidence)``)."""
+    return distance.DirectSound.of_tracks(itds, r, itd_s, AZ_GRID, cal.itd_s,
+                                          [(s[3], s[2]) for s in sources])
 
 
 def _sort_loudest(tracks: list[SourceTrack]) -> list[SourceTrack]:
