@@ -55,15 +55,7 @@ def test_static_binaural_direction_and_position(az, name):
         assert s.motion == "static"
 
 
-KNOWN_ISSUE_3 = ("known limitation, issue 3 open: loudness alone cannot tell a talker's louder "
-                 "phrase from an approach in an anechoic 2 s clip (needs DRR/spectral cues)")
-
-
-@pytest.mark.parametrize("seed", [
-    pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=KNOWN_ISSUE_3)),
-    2,
-    pytest.param(3, marks=pytest.mark.xfail(strict=True, reason=KNOWN_ISSUE_3)),
-])
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_static_talker_is_labelled_static(seed):
     """A talker who stays put is neither approaching nor receding (truth: static)."""
     sig = _src("babble", seed=seed)
