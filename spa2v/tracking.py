@@ -628,8 +628,10 @@ def analyze_signal(
             _, r_win, w_win = cues.gcc_phat_windows(S, starts, win, w_on * active[:, None],
                                                     phase=phase)
             peaks = _gcc_window_peaks(itds, r_win, cal, max_sources=max_sources)
-            peaks = _residual_window_peaks(peaks, phase[0], w_on * active[:, None] * phase[1],
-                                           starts, win, cal, S.freqs, max_sources=max_sources)
+            unit, band, _ = phase
+            w_res = w_on[:, : unit.shape[1]] * active[:, None] * band
+            peaks = _residual_window_peaks(peaks, unit, w_res, starts, win, cal, S.freqs,
+                                           max_sources=max_sources)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
             if not track_az:

@@ -371,3 +371,16 @@ def test_a_fast_crossing_stays_one_track(az0, az1):
     an = tracking.analyze_signal(y, SR, "binaural")
     assert len(an.sources) == 1, [s.mean_azimuth_deg for s in an.sources]
     assert an.sources[0].motion == ("left_to_right" if az0 > 0 else "right_to_left")
+
+
+@pytest.mark.parametrize("sr", [44100, 22050])
+def test_two_sources_at_other_sample_rates(sr):
+    """The residual search's bins follow the analysis' frequency grid at any rate."""
+    y = simulate_scene([SceneSource(make_source("siren", duration_s=3.0, sr=sr, seed=3),
+                                    Trajectory.static(30.0)),
+                        SceneSource(make_source("engine", duration_s=3.0, sr=sr, seed=4),
+                                    Trajectory.static(-30.0))],
+                       fmt="binaural", sr=sr, duration_s=3.0).audio
+    an = tracking.analyze_signal(y, sr, "binaural")
+    found = [s.mean_azimuth_deg for s in an.sources]
+    assert min(abs(f + 30.0) for f in found) <= 8.0, found
