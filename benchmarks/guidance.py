@@ -1,28 +1,34 @@
 """Cost and effect of the layout guidance modes of the diffusion sampler.
 
-For each mode (``none``, ``mask``, ``energy``) on the same model, layout and seed: wall
-time and peak memory of one ``LayoutSampler.sample`` call (text encoding, denoising,
-VAE decoding; not model loading), relative to ``none``, and the in-box attention share
-(each object's share of its tokens' cross-attention inside its boxes, averaged over
-frames, tokens, guided layers and the first ``guidance_steps`` steps, then over objects).
-Prints one JSON line per mode::
+For each model and each mode (``none``, ``mask``, ``energy``) on the same layout and
+seed: wall time and peak memory of one ``LayoutSampler.sample`` call (text encoding,
+denoising, VAE decoding; not model loading), relative to ``none`` on the same model, and
+the in-box attention share (each object's share of its tokens' cross-attention inside its
+boxes, averaged over frames, tokens, guided layers and the first ``guidance_steps``
+steps, then over objects). Prints one JSON line per model and mode::
 
-    {"mode": "energy", "time_ratio": 1.6, "memory_ratio": 1.1,
-     "in_box_share": 0.52, "in_box_share_none": 0.27, ...}
+    {"mode": "energy", "time_ratio": 1.6, "memory_ratio": 1.1, "memory_ratio_warm": 1.2,
+     "in_box_share": 0.52, "in_box_share_none": 0.27, "model": "tiny", ...}
 
 How it measures: every mode runs in its own fresh subprocess (so no mode inherits
-another's allocator state). Run 1 gives the peak memory: on CUDA,
-``torch.cuda.max_memory_allocated()`` above what was allocated before the call; on the
-CPU (whose allocator tracemalloc cannot see), the peak resident set size above the one
-just before the call, sampled every millisecond from ``/proc/self/statm`` (``ru_maxrss``
-where there is no /proc). Later runs give the time (the fastest; with ``--repeat 1``,
-run 1's). ``cpu_time_ratio`` compares the process's CPU time instead (with ``--threads
-1``, the wall time the run would take on an idle core: steadier on a shared machine).
-The sampler runs at its defaults (40 steps, guidance in the first 10, up to 5
-energy iterations, background weight 4) unless told otherwise.
+another's allocator state), ``--rounds`` times, the modes in a rotated order each round
+(so that a slow spell of a shared machine does not always hit the same mode). In each
+process, call 1 gives the peak memory of a first call (``memory_ratio``), call 2 that of
+a warm call (``memory_ratio_warm``: what call 1 left allocated - caches, lazily built
+kernels - is below its baseline, so the ratio of the sampling itself is higher): on
+CUDA, ``torch.cuda.max_memory_allocated()`` above what was allocated before the call; on
+the CPU, the bytes that glibc's allocator has handed out (``mallinfo2``; the resident
+set size without glibc) above their value just before the call, sampled every
+millisecond. The ``--repeat`` calls after them give the time, without the sampler of
+memory. Ratios use the fastest time over the rounds and the median peaks;
+``time_ratio_rounds`` lists each round's ratio to that round's ``none``.
+``cpu_time_ratio`` compares the process's CPU time instead (with ``--threads 1``, the
+wall time the run would take on an idle core: steadier on a shared machine). The sampler
+runs at its defaults (40 steps, guidance in the first 10, up to 5 energy iterations,
+background weight 4) unless told otherwise.
 
-Run: ``python benchmarks/guidance.py --model tiny [--size 64x64] [--frames 8]
-[--steps 40] [--threads 1] [--repeat 2]``
+Run: ``python benchmarks/guidance.py [--model tiny,tiny-animatediff] [--size 64x64]
+[--frames 8] [--steps 40] [--threads 1] [--rounds 2] [--repeat 1]``
 """
 
 from __future__ import annotations
@@ -156,7 +162,12 @@ class PeakMemory:
 
 
 def worker(args: argparse.Namespace) -> dict:
-    """One mode in this process: returns its figures."""
+    """One mode of one model in this process: returns its figures.
+
+    Call 1 measures the peak memory of a first call, call 2 that of a warm one (memory
+    that call 1 left allocated, such as caches, is below its baseline); the ``--repeat``
+    calls after them are timed, without the memory poller (whose ``mallinfo2`` calls
+    would slow them)."""
     import torch
 
     from generators.video.diffusion.loading import load_components, pick_device, torch_dtype
@@ -177,31 +188,39 @@ def worker(args: argparse.Namespace) -> dict:
     if recompute:
         config.recompute = recompute
     cuda = torch.device(device).type == "cuda"
-    times, cpu_times, peak, out = [], [], 0, None
-    for run in range(max(1, args.repeat)):
+
+    def call():
+        if cuda:
+            torch.cuda.synchronize()
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = sampler.sample(layout, config, seed=args.seed)
+        if cuda:
+            torch.cuda.synchronize()
+        return out, time.perf_counter() - t0, time.process_time() - c0
+
+    peaks = []
+    for _ in range(2):
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-        meter = PeakMemory() if run == 0 and not cuda else None
-        t0, c0 = time.perf_counter(), time.process_time()
-        if meter is not None:
-            with meter:
-                out = sampler.sample(layout, config, seed=args.seed)
+            out, wall, cpu = call()
+            peaks.append(torch.cuda.max_memory_allocated() - base)
         else:
-            out = sampler.sample(layout, config, seed=args.seed)
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-        cpu_times.append(time.process_time() - c0)
-        if run == 0:
-            peak = torch.cuda.max_memory_allocated() - base if cuda else meter.delta
-    first = 1 if len(times) > 1 else 0
+            with PeakMemory() as meter:
+                out, wall, cpu = call()
+            peaks.append(meter.delta)
+    times, cpu_times = [], []
+    for _ in range(max(1, args.repeat)):
+        out, wall, cpu = call()
+        times.append(wall)
+        cpu_times.append(cpu)
     return {
         "mode": args.worker,
-        "time_s": min(times[first:]),
-        "cpu_s": min(cpu_times[first:]),
-        "peak_bytes": int(peak),
+        "time_s": min(times),
+        "cpu_s": min(cpu_times),
+        "peak_bytes": int(peaks[0]),
+        "peak_bytes_warm": int(peaks[1]),
         "in_box_share_per_object": [round(float(v), 4) for v in out.in_box_share],
         "energy_iterations": int(sum(len(e) for e in out.energies)),
         "device": device,
@@ -209,21 +228,40 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
+def _run_worker(model: str, mode: str, forwarded: list[str], env: dict) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, f"--worker={mode}", f"--model={model}", *forwarded],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"{model} {mode}: worker failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny", help="tiny, tiny-animatediff or a directory")
+    parser.add_argument(
+        "--model",
+        default="tiny,tiny-animatediff",
+        help="comma-separated: tiny (UNet3D), tiny-animatediff or checkpoint directories",
+    )
     parser.add_argument("--size", default="64x64", help="sampler size WxH (default 64x64)")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per mode (see above)")
+    parser.add_argument("--rounds", type=int, default=2, help="processes per mode (see above)")
+    parser.add_argument("--repeat", type=int, default=1, help="timed calls per process")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None)
     parser.add_argument(
         "--modes",
         default=",".join(MODES),
-        help="comma-separated; energy:none, energy:light, energy:full pick the recompute policy",
+        help="comma-separated; energy:none, energy:light, energy:temporal, energy:full pick "
+        "the recompute policy",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -236,50 +274,65 @@ def main() -> None:
     forwarded = [
         f"--{k}={v}"
         for k, v in vars(args).items()
-        if k not in ("worker", "modes") and v is not None
+        if k not in ("worker", "modes", "model", "rounds") and v is not None
     ]
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    results = {}
+    for model in [m for m in args.model.split(",") if m]:
+        rounds: list[dict[str, dict]] = []
+        for r in range(max(1, args.rounds)):
+            order = modes[r % len(modes) :] + modes[: r % len(modes)]
+            rounds.append({mode: _run_worker(model, mode, forwarded, env) for mode in order})
+        for line in summarize(rounds, modes):
+            line.update(model=model, size=args.size, frames=args.frames, steps=args.steps)
+            print(json.dumps(line), flush=True)
+
+
+def summarize(rounds: list[dict[str, dict]], modes: list[str]) -> list[dict]:
+    """One line per mode: the fastest time over the rounds, the median peaks, ratios to
+    ``none``'s, and each round's time ratio to that round's ``none``."""
+
+    def best(mode: str, key: str) -> float:
+        return min(r[mode][key] for r in rounds)
+
+    def median(mode: str, key: str) -> float:
+        return float(np.median([r[mode][key] for r in rounds]))
+
+    share_none = float(np.nanmean(rounds[0]["none"]["in_box_share_per_object"]))
+    lines = []
     for mode in modes:
-        proc = subprocess.run(
-            [sys.executable, __file__, f"--worker={mode}", *forwarded],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
+        last = rounds[-1][mode]
+        lines.append(
+            {
+                "mode": mode,
+                "time_ratio": round(best(mode, "time_s") / best("none", "time_s"), 3),
+                "cpu_time_ratio": round(best(mode, "cpu_s") / best("none", "cpu_s"), 3),
+                "memory_ratio": round(
+                    median(mode, "peak_bytes") / max(median("none", "peak_bytes"), 1), 3
+                ),
+                "memory_ratio_warm": round(
+                    median(mode, "peak_bytes_warm") / max(median("none", "peak_bytes_warm"), 1),
+                    3,
+                ),
+                "in_box_share": round(float(np.nanmean(last["in_box_share_per_object"])), 4),
+                "in_box_share_none": round(share_none, 4),
+                "time_ratio_rounds": [
+                    round(r[mode]["time_s"] / r["none"]["time_s"], 3) for r in rounds
+                ],
+                "cpu_time_ratio_rounds": [
+                    round(r[mode]["cpu_s"] / r["none"]["cpu_s"], 3) for r in rounds
+                ],
+                "time_s": round(best(mode, "time_s"), 3),
+                "cpu_s": round(best(mode, "cpu_s"), 3),
+                "peak_mib": round(median(mode, "peak_bytes") / 2**20, 1),
+                "peak_mib_warm": round(median(mode, "peak_bytes_warm") / 2**20, 1),
+                "in_box_share_per_object": last["in_box_share_per_object"],
+                "energy_iterations": last["energy_iterations"],
+                "device": last["device"],
+                "dtype": last["dtype"],
+            }
         )
-        if proc.returncode != 0:
-            sys.exit(f"{mode}: worker failed:\n{proc.stderr[-2000:]}")
-        results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-    base = results["none"]
-    share_none = float(np.nanmean(base["in_box_share_per_object"]))
-    for mode in modes:
-        r = results[mode]
-        print(
-            json.dumps(
-                {
-                    "mode": mode,
-                    "time_ratio": round(r["time_s"] / base["time_s"], 3),
-                    "cpu_time_ratio": round(r["cpu_s"] / base["cpu_s"], 3),
-                    "memory_ratio": round(r["peak_bytes"] / max(base["peak_bytes"], 1), 3),
-                    "in_box_share": round(float(np.nanmean(r["in_box_share_per_object"])), 4),
-                    "in_box_share_none": round(share_none, 4),
-                    "time_s": round(r["time_s"], 3),
-                    "cpu_s": round(r["cpu_s"], 3),
-                    "peak_mib": round(r["peak_bytes"] / 2**20, 1),
-                    "in_box_share_per_object": r["in_box_share_per_object"],
-                    "energy_iterations": r["energy_iterations"],
-                    "model": args.model,
-                    "size": args.size,
-                    "frames": args.frames,
-                    "steps": args.steps,
-                    "device": r["device"],
-                    "dtype": r["dtype"],
-                }
-            ),
-            flush=True,
-        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ boxes, tokens come from the real tokenizer, any frame count and aspect ratio wor
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -158,18 +159,41 @@ def test_energy_and_mask_raise_in_box_attention(unet3d):
     assert all(e[-1] < e[0] for e in energies)
 
 
-def test_recomputing_the_guidance_pass_changes_nothing_but_memory(unet3d):
+@pytest.mark.parametrize("backbone", ["unet3d", "animatediff"])
+def test_recomputing_the_guidance_pass_changes_nothing_but_memory(request, backbone):
     from generators.video.diffusion.checkpointing import checkpointed
 
-    guided = default_guided_layers(unet3d.unet)
-    with checkpointed(unet3d.unet, guided) as n_light:
-        pass
-    with checkpointed(unet3d.unet, guided, attention=True) as n_full:
-        pass
-    assert 0 < n_full < n_light  # full wraps larger modules, so fewer of them
-    assert not any("forward" in vars(m) for m in unet3d.unet.modules())  # restored
+    comps = request.getfixturevalue(backbone)
+    guided = default_guided_layers(comps.unet)
+    unet = comps.unet
+    names = dict(unet.named_modules())
+    temporal = [n for n in names if re.fullmatch(r".*(motion_modules|temp_attentions)\.\d+", n)]
+    temporal += ["transformer_in"] if "transformer_in" in names else []
+    attention = {n for n, m in names.items() if hasattr(m, "processor")}
+    counts, wrapped = {}, {}
+    for policy in ("light", "temporal", "full"):
+        with checkpointed(unet, guided, policy=policy) as counts[policy]:
+            wrapped[policy] = {n for n, m in names.items() if "forward" in vars(m)}
+        for n in wrapped[policy]:  # never a guided layer or anything holding one
+            assert not any(g == n or g.startswith(n + ".") for g in guided)
+        recomputed = {  # attention layers run again in the backward pass
+            n for n in attention if any(n == w or n.startswith(w + ".") for w in wrapped[policy])
+        }
+        if policy == "light":
+            assert not recomputed
+        elif policy == "temporal":
+            assert temporal and recomputed == {
+                n for n in attention if n.startswith(tuple(temporal))
+            }
+        else:
+            assert recomputed == {n for n in attention if n not in guided}
+    assert 0 < counts["full"] < counts["light"]  # full wraps larger modules, so fewer
+    assert not any("forward" in vars(m) for m in comps.unet.modules())  # restored
+    with pytest.raises(ValueError, match="unknown recompute policy"):
+        with checkpointed(comps.unet, guided, policy="most"):
+            pass
     layout = two_objects()
-    sampler = LayoutSampler(unet3d)
+    sampler = LayoutSampler(comps)
     runs = [
         sampler.sample(
             layout,
@@ -184,7 +208,7 @@ def test_recomputing_the_guidance_pass_changes_nothing_but_memory(unet3d):
             ),
             seed=2,
         )
-        for recompute in ("none", "light", "full")
+        for recompute in ("none", "light", "temporal", "full")
     ]
     for run in runs[1:]:
         np.testing.assert_allclose(run.energies, runs[0].energies, rtol=1e-5)

@@ -9,10 +9,13 @@ temporal layers are left alone) and, per call:
 - swaps in per-frame text states (``state.context``) when the frames' prompts differ
   (``UNet3DConditionModel`` repeats one prompt over all frames itself);
 - on the guided layers, when asked, computes the attention probabilities explicitly
-  and keeps only the object tokens' columns of the conditional half of the batch:
-  with gradients for the energy (``state.capture``), or reduced at once to in-box shares
-  (``state.record``); in a guidance pass it stops the UNet once the last guided layer
-  is captured (:class:`StopForward`), as nothing after it enters the energy;
+  and keeps only the object tokens' columns of the conditional half of the batch
+  (:func:`.maps.attention_with_maps`, whose backward pass keeps the query rather than
+  the probabilities): with gradients for the energy (``state.capture``), or reduced at
+  once to in-box shares (``state.record``); in a guidance pass it stops the UNet once
+  the last guided layer is captured (:class:`StopForward`), as nothing after it enters
+  the energy (the guidance pass and its backward stop in the lowest-resolution up block
+  with the default layers);
 - on the biased layers, when ``state.bias_on``, adds a bias to the object tokens'
   logits: ``inside`` in the object's box and ``outside`` elsewhere (everywhere in
   frames where it is not visible) - Peekaboo/TrailBlazer-style masked attention;
@@ -31,8 +34,15 @@ import torch
 import torch.nn.functional as F
 
 from generators.video.diffusion.conditioning import FrameConditioning, box_masks
+from generators.video.diffusion.maps import attention_with_maps
 
 _TEMPORAL = ("temp_attentions", "motion_modules", "transformer_in")
+
+
+def is_temporal(name: str) -> bool:
+    """Whether the module ``name`` is (in) a temporal layer: ``temp_attentions`` and
+    ``transformer_in`` of ``UNet3DConditionModel``, ``motion_modules`` of AnimateDiff."""
+    return any(part in name for part in _TEMPORAL)
 
 
 class StopForward(Exception):
@@ -44,15 +54,20 @@ def cross_attention_layers(unet) -> list[str]:
     names = []
     for name, module in unet.named_modules():
         if getattr(module, "is_cross_attention", False) and hasattr(module, "processor"):
-            if not any(part in name for part in _TEMPORAL):
+            if not is_temporal(name):
                 names.append(name)
     return names
 
 
 def default_guided_layers(unet) -> list[str]:
-    """LVD's choice: the mid block's cross-attention and that of the lowest-resolution up
-    block that has cross-attention (``up_blocks.1`` in ModelScope and Stable Diffusion,
-    whose ``up_blocks.0`` has none)."""
+    """The mid block's cross-attention and that of the lowest-resolution up block that has
+    cross-attention (``up_blocks.1`` in ModelScope and Stable Diffusion, whose
+    ``up_blocks.0`` has none): the default of LMD (LLM-grounded Diffusion), on which LVD
+    builds. LVD's own code guides the lowest-resolution cross-attention down block
+    instead of the mid block, and its ModelScope/Zeroscope script adds layers of the
+    next down and up blocks; either way the guidance pass runs into the up path, so
+    stopping it after the last guided layer saves at most the higher-resolution up
+    blocks. Other layers: ``SamplerConfig.layers``."""
     cross = cross_attention_layers(unet)
     chosen = [n for n in cross if n.startswith("mid_block.")]
     for i in range(len(unet.up_blocks)):
@@ -163,13 +178,6 @@ class GroundingState:
         return b
 
     # ------------------------------------------------------------------ capture
-    def select(self, probs: torch.Tensor) -> torch.Tensor:
-        """Object-token columns of the conditional rows: ``(B, h, N, S) -> (F, h, N, K, J)``."""
-        p = probs[self.cond_rows(probs.shape[0])]
-        f, h, n, _ = p.shape
-        idx = self.index[:, None, None, :].expand(f, h, n, -1)
-        return p.gather(-1, idx).reshape(f, h, n, self.n_obj, self.n_tok)
-
     def reset_shares(self) -> None:
         self.share_sum = np.zeros(self.n_obj)
         self.share_count = np.zeros(self.n_obj)
@@ -295,18 +303,25 @@ class GroundedCrossAttention:
             bias = st.bias(n_query, batch, n_text, query.dtype)
             attention_mask = bias if attention_mask is None else attention_mask + bias
         if self.guided and (st.capture or st.record):
-            scores = torch.matmul(query, key.transpose(-1, -2)) * attn.scale
-            if attention_mask is not None:
-                scores = scores + attention_mask
-            probs = scores.float().softmax(dim=-1)
-            maps = st.select(probs)
+            last = st.capture and len(st.maps) + (self.name not in st.maps) == len(st.guided)
+            rows = st.cond_rows(batch)
+            hidden_states, maps = attention_with_maps(
+                query,
+                key,
+                value,
+                attention_mask,
+                attn.scale,
+                rows.start or 0,
+                st.index,
+                with_output=not last,
+            )
+            maps = maps.view(*maps.shape[:3], st.n_obj, st.n_tok)
             if st.record:
                 st.add_share(maps)
             if st.capture:
                 st.maps[self.name] = maps
-                if len(st.maps) == len(st.guided):
+                if last:
                     raise StopForward
-            hidden_states = torch.matmul(probs.to(value.dtype), value)
         else:
             hidden_states = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False

@@ -13,10 +13,13 @@ components, scheduler and seed. On top of it, during the first ``guidance_steps`
     tokens (and stops after the last guided layer), the energy of
     :func:`.attention.layout_energy`, and a gradient step on the latents
     ``z <- z - sqrt(1 - alpha_bar_t) * loss_scale * dE/dz``; it stops early once the
-    energy is at most ``loss_threshold`` (LVD's defaults: scale 30, threshold 0.2).
-    Layers without attention (or all but the guided ones) are recomputed in the backward
-    pass rather than kept (``recompute``), which cuts the extra memory of a guidance pass
-    by two thirds or more.
+    energy is at most ``loss_threshold`` (the defaults of LVD's
+    ``latent_backward_guidance``: scale 30, threshold 0.2; the energy sums over frames
+    and heads, so a threshold is specific to a model and frame count). The guided layers
+    keep only their queries for the backward pass (:mod:`.maps`), and layers without
+    attention (AnimateDiff: also the temporal ones) are recomputed in it rather than kept
+    (``recompute``): a guidance iteration then needs about the memory of a plain
+    denoising step instead of three times it.
 ``mask`` (Peekaboo / TrailBlazer-style, no backward pass)
     The object tokens' cross-attention logits get ``mask_bias_inside`` inside their box
     and ``mask_bias_outside`` outside it, on every spatial cross-attention layer
@@ -63,7 +66,7 @@ from spa2v.layout import SceneLayout
 
 GUIDANCE_MODES = ("energy", "mask", "none")
 SCHEDULERS = ("ddim", "dpm++")
-RECOMPUTE = ("none", "light", "full")
+RECOMPUTE = ("none", "light", "temporal", "full")
 
 
 @dataclass
@@ -102,11 +105,12 @@ class SamplerConfig:
     recompute: str | None = None
     """Energy: which activations of the guidance pass are recomputed in its backward pass
     instead of kept (:mod:`.checkpointing`): ``none``; ``light``, the layers without
-    attention; ``full``, all but the guided layers. None picks, from the measured
-    trade-off (``benchmarks/guidance.py``), ``light`` for UNet3D models and ``full`` for
-    AnimateDiff: on the tiny models ``none`` costs about 2.6x the peak memory of plain
-    sampling, ``light`` 1.5x (UNet3D) for 7 % more time than ``none``, ``full`` 1.0-1.3x
-    for 19-23 % more time."""
+    attention; ``temporal``, those and the temporal attention layers; ``full``, all but the
+    guided layers. None picks, from the measured trade-off (``benchmarks/guidance.py``),
+    ``light`` for UNet3D models and ``temporal`` for AnimateDiff: on the tiny models a
+    guidance iteration then peaks at 1.23x (UNet3D) and 1.11x (AnimateDiff) the memory of
+    a plain denoising step, for 14 % and 22 % more time than keeping everything (which
+    peaks at 2.7-3x)."""
     mask_bias_inside: float = 1.0
     mask_bias_outside: float = -10.0
     mask_layers: str = "all"
@@ -420,9 +424,9 @@ class LayoutSampler:
         state.bias_on = False
         recompute = config.recompute
         if recompute is None:
-            recompute = "light" if self.components.backbone == "unet3d" else "full"
+            recompute = "light" if self.components.backbone == "unet3d" else "temporal"
         saving = (
-            checkpointed(self.components.unet, state.guided, attention=recompute == "full")
+            checkpointed(self.components.unet, state.guided, policy=recompute)
             if recompute != "none"
             else contextlib.nullcontext()
         )
