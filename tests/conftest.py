@@ -41,3 +41,14 @@ def kemar_sofa() -> Path:
     if not path.exists():
         pytest.skip("shared KEMAR SOFA file absent")
     return path
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Two shared cores: one torch thread avoids oversubscription stalls."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

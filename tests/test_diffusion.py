@@ -55,13 +55,7 @@ def two_objects(frame_captions: bool = True, names=("car", "dog")):
     )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one torch thread avoids oversubscription stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,7 @@ SR = 16000
 FAST = ["--steps", "3", "--size", "64x48", "--fps", "8", "--seed", "3"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one torch thread avoids oversubscription stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
