@@ -573,12 +573,17 @@ def track_objects(
                     meta={"cue": "colour" if stream >= 0 else "motion"})
         for i, (_, stream, boxes, centers, active) in enumerate(kept)
     ]
-    for tr in out:
+    _mark_overlaps(out, n)
+    return out
+
+
+def _mark_overlaps(tracks: list[VisualTrack], n: int) -> None:
+    """Set each track's ``overlapped`` frames: where its box touches another track's."""
+    for tr in tracks:
         tr.overlapped = np.zeros(n, bool)
-        for other in out:
+        for other in tracks:
             if other is not tr:
                 tr.overlapped |= _touching(tr.boxes, other.boxes)
-    return out
 
 
 def _touching(a: FloatArray, b: FloatArray) -> np.ndarray:
@@ -750,9 +755,5 @@ def link_detections(
                     meta={"cue": "detector", "query": int(query)})
         for i, (_, query, boxes, centers, active) in enumerate(kept)
     ]
-    for tr in out:
-        tr.overlapped = np.zeros(n, bool)
-        for other in out:
-            if other is not tr:
-                tr.overlapped |= _touching(tr.boxes, other.boxes)
+    _mark_overlaps(out, n)
     return out

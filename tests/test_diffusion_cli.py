@@ -310,3 +310,21 @@ def test_generate_with_the_diffusion_generator(tmp_path):
     info = probe_video(out)
     assert info["frames"] == 16 and info["audio_codec"] == "aac"
     assert json.loads(lay.read_text())["objects"][0]["name"] == "car"
+
+
+def test_overlay_draws_each_box_on_the_sampled_frames(layout_file):
+    """``--overlay`` draws the animatic's debug boxes over the sampled frames, nothing else."""
+    from spa2v.layout import load_layout
+
+    renderer = DiffusionRenderer("tiny", guidance="none", steps=2)
+    w, h = 128, 96
+    plain, over = (next(iter(renderer.frames(layout_file, fps=8, size=(w, h), seed=1,
+                                              overlay=o))) for o in (False, True))
+    layout = load_layout(layout_file)
+    boxes, visible = layout.track(layout.objects[0].id, [0.0])
+    assert visible[0]
+    x1, y1, x2, y2 = (int(round(v)) for v in boxes[0] * [w, h, w, h])
+    x1, x2 = max(x1, 0), min(x2, w - 1)
+    changed = np.any(plain != over, axis=-1)
+    assert changed[y1 + 14 : y2 - 2, x1].mean() > 0.8  # the left edge, below the tag
+    assert changed[:, :].mean() < 0.5  # the picture itself is kept

@@ -339,8 +339,8 @@ class AnimaticRenderer:
             if overlay:
                 for tr in shown:
                     _draw_box(frame, tr, i, font_scale)
-                k = int(np.clip(np.searchsorted(keyframe_t, t + 1e-9) - 1, 0, len(captions) - 1))
-                _draw_caption(frame, f"{t:5.2f}s  {captions[k]}", font_scale)
+                k = caption_index(keyframe_t, float(t))
+                draw_caption(frame, f"{t:5.2f}s  {captions[k]}", font_scale)
             yield frame
 
     @staticmethod
@@ -475,19 +475,30 @@ def _draw_label(
 
 
 def _draw_box(frame: np.ndarray, tr: _Track, i: int, scale: float) -> None:
-    x1, y1, x2, y2 = (int(round(v)) for v in tr.boxes_px[i])
+    draw_box(frame, tr.boxes_px[i], f"{tr.object_id}: {tr.name}", tr.color, scale)
+
+
+def draw_box(frame: np.ndarray, box_px, tag: str, color: tuple[int, int, int],
+             scale: float) -> None:
+    """The debug overlay's box ``(x1, y1, x2, y2)`` in pixels, with its ``tag``."""
+    x1, y1, x2, y2 = (int(round(v)) for v in box_px)
     cv2.rectangle(frame, (x1, y1), (x2, y2), _LABEL_EDGE, 3)
-    cv2.rectangle(frame, (x1, y1), (x2, y2), tr.color, 1)
-    tag = f"{tr.object_id}: {tr.name}"
+    cv2.rectangle(frame, (x1, y1), (x2, y2), color, 1)
     (tw, th), base = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     ty = y1 + th + 3 if y1 + th + 3 < frame.shape[0] else y1 - 3
-    cv2.rectangle(frame, (x1, ty - th - 2), (x1 + tw + 4, ty + base), tr.color, -1)
+    cv2.rectangle(frame, (x1, ty - th - 2), (x1 + tw + 4, ty + base), color, -1)
     cv2.putText(
         frame, tag, (x1 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, _LABEL_EDGE, 1, cv2.LINE_AA
     )
 
 
-def _draw_caption(frame: np.ndarray, text: str, scale: float) -> None:
+def caption_index(keyframe_times, t: float) -> int:
+    """The keyframe whose caption holds at time ``t``."""
+    return int(np.clip(np.searchsorted(keyframe_times, t + 1e-9) - 1, 0, len(keyframe_times) - 1))
+
+
+def draw_caption(frame: np.ndarray, text: str, scale: float) -> None:
+    """The debug overlay's caption line at the bottom of the frame (shortened to fit)."""
     h, w = frame.shape[:2]
     max_chars = max(10, int(w / (18 * scale)))
     if len(text) > max_chars:

@@ -75,6 +75,16 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
                    help="keep idle components on the CPU (accelerate)")
 
 
+def add_object_source_options(p, model_help: str) -> None:
+    """What each layout object plays, for ``sonify`` and ``video2audio``."""
+    p.add_argument("--source", action="append", default=None, metavar="NAME=FILE",
+                   help="the recording an object plays, by object name or id; repeat for "
+                        "several (default: the procedural source of its class, or --model)")
+    p.add_argument("--model", default=None, metavar="DIR|tiny", help=model_help)
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="denoising steps of the text-to-audio model")
+
+
 def add_sonify_options(g) -> None:
     """How ``sonify`` and ``video2audio`` render a layout's objects as sound."""
     g.add_argument("--hrtf", default=None, metavar="FILE.sofa",

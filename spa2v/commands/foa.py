@@ -7,8 +7,9 @@ import math
 import sys
 from pathlib import Path
 
+from spa2v.commands.simulate import write_outputs
 from spa2v.errors import InputError
-from spa2v.fsutil import atomic_output, check_output
+from spa2v.fsutil import check_output
 
 NAME = "foa"
 HELP = "generate first-order Ambisonics (AmbiX) from a text that says where sounds are and move"
@@ -113,22 +114,6 @@ def load_model(spec: str | None, steps: int | None):
     if spec == "tiny":
         return TextToAudio.tiny(steps=steps)
     return TextToAudio.from_pretrained(spec, steps=steps)
-
-
-def write_outputs(args: argparse.Namespace, sim, inputs: list[str]) -> None:
-    """The audio, then the truth; no half-written result set on failure."""
-    from spa2v.audio import write_wav
-    from spa2v.commands.simulate import dumps_truth
-
-    out = Path(args.output)
-    write_wav(out, sim.audio, sim.sr, overwrite=args.overwrite, inputs=tuple(inputs))
-    if args.truth is not None:
-        try:
-            with atomic_output(args.truth, args.overwrite, inputs=inputs) as tmp:
-                tmp.write_text(dumps_truth(sim.truth) + "\n")
-        except BaseException:
-            out.unlink(missing_ok=True)
-            raise
 
 
 def run(args: argparse.Namespace) -> int:

@@ -134,8 +134,23 @@ def dumps_truth(truth: dict) -> str:
                             text)
 
 
-def run(args: argparse.Namespace) -> int:
+def write_outputs(args: argparse.Namespace, sim, inputs: list[str]) -> None:
+    """``args.output``'s audio, then ``args.truth``'s ground truth when asked for; no
+    half-written result set on failure (shared by the audio-making commands)."""
     from spa2v.audio import write_wav
+
+    out = Path(args.output)
+    write_wav(out, sim.audio, sim.sr, overwrite=args.overwrite, inputs=tuple(inputs))
+    if args.truth is not None:
+        try:
+            with atomic_output(args.truth, args.overwrite, inputs=inputs) as tmp:
+                tmp.write_text(dumps_truth(sim.truth) + "\n")
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+
+
+def run(args: argparse.Namespace) -> int:
     from spa2v.hrtf import SofaHrtf
     from spa2v.simulate import SceneSource, simulate_scene
 
@@ -156,14 +171,7 @@ def run(args: argparse.Namespace) -> int:
                          sr=args.sample_rate, duration_s=args.duration, head=head,
                          rt60_s=args.reverb, noise_snr_db=args.snr, seed=args.seed)
     sim.truth["sources"][0]["signal"] = str(args.source)
-    write_wav(out, sim.audio, sim.sr, overwrite=args.overwrite, inputs=tuple(inputs))
-    if args.truth is not None:
-        try:
-            with atomic_output(args.truth, args.overwrite, inputs=inputs) as tmp:
-                tmp.write_text(dumps_truth(sim.truth) + "\n")
-        except BaseException:
-            out.unlink(missing_ok=True)  # no half-written result set
-            raise
+    write_outputs(args, sim, inputs)
     if not getattr(args, "quiet", False):
         s = sim.truth["sources"][0]
         print(f"wrote {out} ({args.format}, {sim.audio.shape[0]} channels, {args.duration:g} s, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spa2v.commands._options import add_sonify_options
+from spa2v.commands._options import add_object_source_options, add_sonify_options
 from spa2v.errors import InputError
 
 NAME = "sonify"
@@ -17,14 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="audio to write")
     p.add_argument("--format", required=True, choices=("binaural", "foa"),
                    help="binaural (left, right) or first-order Ambisonics (AmbiX W, Y, Z, X)")
-    p.add_argument("--source", action="append", default=None, metavar="NAME=FILE",
-                   help="the recording an object plays, by object name or id; repeat for "
-                        "several (default: the procedural source of its class, or --model)")
-    p.add_argument("--model", default=None, metavar="DIR|tiny",
-                   help="a local text-to-audio checkpoint (AudioLDM 2 family) prompted with "
-                        "each object's description")
-    p.add_argument("--steps", type=int, default=None, metavar="N",
-                   help="denoising steps of the text-to-audio model")
+    add_object_source_options(
+        p, "a local text-to-audio checkpoint (AudioLDM 2 family) prompted with "
+           "each object's description")
     add_sonify_options(p)
     p.add_argument("--truth", default=None, metavar="OUT.json", help="write the ground truth here")
 
@@ -49,7 +44,8 @@ def _sources(items: list[str] | None, layout) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     from generators.audio.sonify import sonify_layout
-    from spa2v.commands.foa import check_common, load_model, write_outputs
+    from spa2v.commands.foa import check_common, load_model
+    from spa2v.commands.simulate import write_outputs
     from spa2v.layout import load_layout
 
     if args.hrtf is not None and args.format != "binaural":

@@ -45,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from generators.audio.binaural import spatialize
     from spa2v.audio import read_audio
-    from spa2v.commands.foa import check_common, read_text, write_outputs
+    from spa2v.commands.foa import check_common, read_text
+    from spa2v.commands.simulate import write_outputs
 
     inputs = [str(i) for i in args.inputs]
     for i in inputs + ([args.hrtf] if args.hrtf else []):

@@ -20,7 +20,7 @@ import contextlib
 import math
 from pathlib import Path
 
-from spa2v.commands._options import add_sonify_options
+from spa2v.commands._options import add_object_source_options, add_sonify_options
 from spa2v.errors import InputError
 
 NAME = "video2audio"
@@ -44,14 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mux", metavar="OUT.mp4",
                    help="also write VIDEO with the binaural rendering as its soundtrack")
     p.add_argument("--truth", metavar="OUT.json", help="write the ground truth of the audio here")
-    p.add_argument("--source", action="append", default=None, metavar="NAME=FILE",
-                   help="the recording an object plays, by object name or id; repeat for "
-                        "several (default: the procedural source of its class, or --model)")
-    p.add_argument("--model", default=None, metavar="DIR|tiny",
-                   help="a local text-to-audio checkpoint prompted with each object's name "
-                        "(with --layout, its description), as in spa2v sonify")
-    p.add_argument("--steps", type=int, default=None, metavar="N",
-                   help="denoising steps of the text-to-audio model")
+    add_object_source_options(
+        p, "a local text-to-audio checkpoint prompted with each object's name "
+           "(with --layout, its description), as in spa2v sonify")
     g = p.add_argument_group("finding the objects")
     g.add_argument("--detector", default=None, metavar="DIR|tiny",
                    help="an open-vocabulary detector (OWL-ViT family, a local transformers "

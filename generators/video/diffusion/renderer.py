@@ -212,36 +212,16 @@ class DiffusionRenderer:
 
 
 def _draw_overlay(frame: np.ndarray, layout: SceneLayout, t: float) -> None:
-    """Each visible object's box with an ``id: name`` tag, and the keyframe caption."""
+    """Each visible object's box with an ``id: name`` tag, and the keyframe caption (the
+    animatic's debug overlay)."""
+    from generators.video.animatic import caption_index, draw_box, draw_caption, object_color
+
     h, w = frame.shape[:2]
     scale = max(0.3, 0.36 * h / 288)
-    for obj in layout.objects:
+    for i, obj in enumerate(layout.objects):
         boxes, visible = layout.track(obj.id, [t])
-        if not visible[0]:
-            continue
-        x1, y1, x2, y2 = (int(round(v)) for v in boxes[0] * [w, h, w, h])
-        cv2.rectangle(frame, (x1, y1), (x2, y2), (20, 20, 24), 3)
-        cv2.rectangle(frame, (x1, y1), (x2, y2), (255, 205, 0), 1)
-        cv2.putText(
-            frame,
-            f"{obj.id}: {obj.name}",
-            (x1 + 2, min(h - 2, y1 + 12)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            scale,
-            (255, 255, 255),
-            1,
-            cv2.LINE_AA,
-        )
-    tk = layout.keyframe_times
-    k = int(np.clip(np.searchsorted(tk, t + 1e-9) - 1, 0, len(tk) - 1))
-    caption = layout.frames[k].caption or layout.caption
-    cv2.putText(
-        frame,
-        f"{t:5.2f}s  {caption}"[: max(10, int(w / (18 * scale)))],
-        (6, h - 6),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        1,
-        cv2.LINE_AA,
-    )
+        if visible[0]:
+            draw_box(frame, boxes[0] * [w, h, w, h], f"{obj.id}: {obj.name}",
+                     object_color(i), scale)
+    caption = layout.frames[caption_index(layout.keyframe_times, t)].caption or layout.caption
+    draw_caption(frame, f"{t:5.2f}s  {caption}", scale)
