@@ -5,6 +5,8 @@ Every cue is computed from the same :class:`Spectrogram`, vectorised over frames
 * two channels (binaural, stereo): ILD per band (ERB-spaced) and broadband, ITD by
   GCC-PHAT limited to +-1 ms with sub-sample (parabolic) peak interpolation, IPD per
   bin, interaural coherence (a reliability weight), loudness per channel and its slope;
+  :func:`two_channel_cues` computes the ones the analysis needs in one pass over blocks
+  of frames (the fast path; the single-cue functions remain for other uses);
 * FOA (AmbiX): active intensity vector per time-frequency bin, its azimuth and
   elevation, and diffuseness.
 
@@ -15,7 +17,7 @@ to a source on the left (positive azimuth).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -26,6 +28,12 @@ from spa2v._typing import FloatArray
 EPS = 1e-12
 DEFAULT_HOP_S = 0.02
 MAX_ITD_S = 1e-3
+ONSET_RISE = 2.0
+"""A bin carries an onset when its power exceeds this many times its previous frames'."""
+ONSET_MEMORY = 3
+"""How many previous frames an onset is compared with (:func:`onset_weights`)."""
+_STFT_BLOCK_BYTES = 1 << 18
+_BLOCK_BYTES = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,11 @@ class Spectrogram:
     sr: int
     hop: int
     n_fft: int
+    frame_power: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """Sum of squares of each windowed frame, ``(channels, frames)``, when :func:`stft`
+    made it (the frame energy without another pass over the spectrum)."""
 
-    @property
+    @cached_property
     def freqs(self) -> np.ndarray:
         return np.fft.rfftfreq(self.n_fft, 1.0 / self.sr)
 
@@ -62,9 +73,35 @@ class Spectrogram:
     @cached_property
     def power(self) -> np.ndarray:
         """``|X|^2``, shape ``(channels, frames, bins)``, float32 (computed once)."""
-        p = np.square(self.X.real)
-        p += np.square(self.X.imag)
-        return p
+        p = np.abs(self.X)
+        return np.square(p, out=p)
+
+
+def power_sum(S: Spectrogram, lo: int, hi: int) -> np.ndarray:
+    """Power summed over bins ``lo..hi-1`` per channel and frame, ``(channels, frames)``.
+
+    From ``S.power`` when it has been computed; else straight from the spectrum, without
+    storing ``|X|^2`` (two-channel analysis needs no power array: less memory).
+    """
+    P = S.__dict__.get("power")
+    if P is not None:
+        return P[..., lo:hi] @ np.ones(hi - lo, dtype=P.dtype)
+    return _abs2_sum(S.X[..., lo:hi])
+
+
+def _abs2_sum(Z: np.ndarray) -> np.ndarray:
+    """``sum |Z|^2`` over the last axis of a complex array, without storing ``|Z|^2``."""
+    Z = np.asarray(Z, dtype=np.complex64)
+    if Z.strides[-1] != Z.itemsize:  # viewing (re, im) pairs needs contiguous bins
+        Z = np.ascontiguousarray(Z)
+    return _sum_squares(Z.view(np.float32))
+
+
+def _sum_squares(x: np.ndarray) -> np.ndarray:
+    """Sum of squares over the last axis."""
+    if hasattr(np, "vecdot"):  # numpy >= 2
+        return np.vecdot(x, x)
+    return np.einsum("...k,...k->...", x, x)
 
 
 def frame_params(sr: int, hop_s: float = DEFAULT_HOP_S) -> tuple[int, int]:
@@ -91,7 +128,8 @@ def stft(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S) -> Spectrogram
 
     Returns
     -------
-    Spectrogram with ``X`` of shape ``(channels, frames, n_fft // 2 + 1)``.
+    Spectrogram with ``X`` of shape ``(channels, frames, n_fft // 2 + 1)`` and each
+    frame's power (``frame_power``).
     """
     y = np.asarray(y, dtype=np.float32)
     hop, n_fft = frame_params(sr, hop_s)
@@ -100,8 +138,46 @@ def stft(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S) -> Spectrogram
         raise ValueError(f"signal of {n} samples is shorter than one analysis frame ({n_fft})")
     n_frames = 1 + (n - n_fft) // hop
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[:, ::hop][:, :n_frames]
-    X = sfft.rfft(frames * _window(n_fft), axis=-1, workers=1, overwrite_x=True)
-    return Spectrogram(X.astype(np.complex64, copy=False), int(sr), hop, n_fft)
+    win = _window(n_fft)
+    X = np.empty((y.shape[0], n_frames, n_fft // 2 + 1), dtype=np.complex64)
+    frame_power = np.empty((y.shape[0], n_frames), dtype=np.float32)
+    # blocks of frames small enough to stay in cache: no signal-sized windowed copy
+    block = max(1, min(n_frames, _STFT_BLOCK_BYTES // (4 * n_fft)))
+    buf = np.empty((block, n_fft), dtype=np.float32)
+    for c in range(y.shape[0]):
+        for s in range(0, n_frames, block):
+            e = min(s + block, n_frames)
+            b = np.multiply(frames[c, s:e], win, out=buf[: e - s])
+            frame_power[c, s:e] = _sum_squares(b)
+            _rfft_rows(b, X[c, s:e])
+    return Spectrogram(X, int(sr), hop, n_fft, frame_power)
+
+
+def _rfft_rows(x: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = rfft(x)`` along the last axis (``x`` may be overwritten).
+
+    scipy's pocketfft binding can write into ``out`` (no temporary, no copy); it is not
+    public API, so it is used only after it has been seen to agree with ``scipy.fft``.
+    """
+    if _r2c_into() is not None:
+        _r2c_into()(x, (x.ndim - 1,), True, 0, out, 1)
+    else:
+        out[...] = sfft.rfft(x, axis=-1, workers=1, overwrite_x=True)
+
+
+@lru_cache(maxsize=1)
+def _r2c_into():
+    try:
+        from scipy.fft._pocketfft.pypocketfft import r2c
+    except ImportError:
+        return None
+    x = np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32)
+    out = np.empty((3, 33), dtype=np.complex64)
+    try:
+        r2c(x.copy(), (1,), True, 0, out, 1)
+    except Exception:  # a changed private signature: fall back to the public API
+        return None
+    return r2c if np.allclose(out, sfft.rfft(x, axis=-1), rtol=1e-5, atol=1e-5) else None
 
 
 # --------------------------------------------------------------------------- bands
@@ -145,7 +221,14 @@ def _erb_band_matrix(sr: int, n_fft: int, f_min: float, f_max: float, n_bands: i
 # --------------------------------------------------------------------------- two channels
 def band_levels_db(S: Spectrogram, M: np.ndarray) -> np.ndarray:
     """Band levels in dB per channel, shape ``(channels, frames, bands)``."""
-    return 10.0 * np.log10(S.power @ M.T + EPS)
+    hi = _used_bins(M)
+    return 10.0 * np.log10(S.power[..., :hi] @ M[:, :hi].T + EPS)
+
+
+def _used_bins(M: np.ndarray) -> int:
+    """One past the highest bin that a band matrix ``(bands, bins)`` uses."""
+    used = np.flatnonzero(np.any(M != 0, axis=0))
+    return int(used[-1]) + 1 if used.size else 0
 
 
 def ild_db(S: Spectrogram, M: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -158,12 +241,68 @@ def ild_db(S: Spectrogram, M: np.ndarray | None = None) -> tuple[np.ndarray, np.
     """
     if M is None:
         M, _ = erb_band_matrix(S.sr, S.n_fft)
-    P = S.power
-    bp = P @ M.T
+    hi = _used_bins(M)  # the bands stop at 16 kHz: no need to sum the bins above
+    bp = S.power[..., :hi] @ M[:, :hi].T
     band = 10.0 * np.log10((bp[0] + EPS) / (bp[1] + EPS))
     tot = bp.sum(axis=-1)
     broad = 10.0 * np.log10((tot[0] + EPS) / (tot[1] + EPS))
     return band, broad
+
+
+def ild_broadband_db(S: Spectrogram, M: np.ndarray | None = None) -> np.ndarray:
+    """The broadband ILD of :func:`ild_db` alone (the bands' summed power), ``(frames,)``.
+
+    One matrix-vector product instead of the band matrix: cheaper when the bands are not
+    needed.
+    """
+    runs = _erb_runs(S.sr, S.n_fft) if M is None else _weight_runs(M.sum(axis=0))
+    tot = np.zeros(S.X.shape[:2])
+    for a, b, weight in runs:
+        tot += weight * power_sum(S, a, b)
+    return _ild_from_power(tot)
+
+
+def band_ild_db(S: Spectrogram, f_lo: float, f_hi: float) -> np.ndarray:
+    """ILD (left minus right) over the bins ``f_lo <= f <= f_hi``, ``(frames,)``."""
+    return _ild_from_power(power_sum(S, *_band_bins(S, f_lo, f_hi)))
+
+
+def _band_bins(S: Spectrogram, f_lo: float, f_hi: float) -> tuple[int, int]:
+    f = S.freqs
+    return int(np.searchsorted(f, f_lo)), int(np.searchsorted(f, f_hi, "right"))
+
+
+def _ild_from_power(e: np.ndarray) -> np.ndarray:
+    return 10.0 * np.log10((e[0] + EPS) / (e[1] + EPS))
+
+
+def _weight_runs(m: np.ndarray) -> tuple[tuple[int, int, float], ...]:
+    """Runs ``(first, stop, weight)`` of bins of equal non-zero weight."""
+    ext = np.concatenate([[0.0], m, [0.0]])
+    cuts = np.flatnonzero(ext[1:] != ext[:-1]).tolist()
+    return tuple((a, b, float(m[a])) for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+                 if m[a] != 0)
+
+
+def _disjoint_segments(sums) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Disjoint runs of bins covering weighted sums over runs ``((first, stop, weight), ...)``
+    and the matrix ``(sums, segments)`` that recombines the runs' power into the sums."""
+    cuts = sorted({c for runs in sums for a, b, _ in runs for c in (a, b)})
+    segments = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=False) if b > a]
+    combine = np.zeros((len(sums), len(segments)))
+    for i, runs in enumerate(sums):
+        for a, b, weight in runs:
+            for j, (sa, sb) in enumerate(segments):
+                if a <= sa and sb <= b:
+                    combine[i, j] += weight
+    keep = combine.any(axis=0)
+    return [sg for sg, k in zip(segments, keep, strict=True) if k], combine[:, keep]
+
+
+@lru_cache(maxsize=32)
+def _erb_runs(sr: int, n_fft: int) -> tuple[tuple[int, int, float], ...]:
+    """The ERB bands' summed weights as runs (a single run of ones: 100 Hz to 16 kHz)."""
+    return _weight_runs(erb_band_matrix(sr, n_fft)[0].sum(axis=0))
 
 
 def cross_spectrum(S: Spectrogram) -> np.ndarray:
@@ -189,8 +328,8 @@ def gcc_phat_function(
     """The GCC-PHAT function per frame over lags within +-``max_itd_s``.
 
     ``weights``, optional, weighs each bin's phase term (e.g. :func:`onset_weights`),
-    shape ``(frames, bins)``, or ``(K, frames, bins)`` for K weightings at once (one
-    inverse FFT); each frame is then normalised by its summed weight.
+    shape ``(frames, bins)``, or ``(K, frames, bins)`` for K weightings at once; each
+    frame is then normalised by its summed weight.
 
     Returns
     -------
@@ -202,14 +341,17 @@ def gcc_phat_function(
     (computed once when several GCC functions share it).
     """
     unit, band, n_corr = phase or unit_cross_spectrum(S, cross=cross, f_band=f_band)
+    lo, hi = _band_range(band)
     if weights is None:
-        phat = unit
+        phat = unit[:, lo:hi]
         norm = n_corr / max(float(band.sum()), 1.0)
     else:
-        wb = weights[..., : unit.shape[-1]]
-        phat = unit * wb
-        norm = n_corr / ((wb * band).sum(axis=-1, keepdims=True) + EPS)
-    return _lag_function(phat, norm, S, n_corr, max_itd_s)
+        wb = weights[..., lo:hi]  # the band is 1 inside [lo, hi), 0 outside
+        phat = unit[:, lo:hi] * wb
+        norm = n_corr / (wb.sum(axis=-1, keepdims=True) + EPS)
+    itds, r = _lag_function(phat, lo, S, n_corr, max_itd_s)
+    r *= norm
+    return itds, r
 
 
 def gcc_phat_windows(
@@ -227,8 +369,8 @@ def gcc_phat_windows(
 
     Each bin's phase term counts with its weight (``(frames, bins)``, e.g. zero in silent
     frames).  By linearity this is the mean of the per-frame functions of
-    :func:`gcc_phat_function`, each frame weighted by its summed weight, at the cost of
-    one inverse FFT per window rather than per frame.
+    :func:`gcc_phat_function`, each frame weighted by its summed weight; it is computed
+    so, from the frames' unnormalised lag functions summed over each window.
 
     Returns
     -------
@@ -237,17 +379,18 @@ def gcc_phat_windows(
     weight : shape ``(windows,)``; the summed weight of each window's bins.
     """
     unit, band, n_corr = phase or unit_cross_spectrum(S, cross=cross, f_band=f_band)
-    wb = weights[:, : unit.shape[-1]] * band
+    lo, hi = _band_range(band)
+    wb = weights[:, lo:hi]
+    itds, g = _lag_function(unit[:, lo:hi] * wb, lo, S, n_corr, max_itd_s)
     stop = np.minimum(starts + win, unit.shape[0])
 
     def window_sums(x):
-        c = np.concatenate([np.zeros((1,) + x.shape[1:], x.dtype), np.cumsum(x, axis=0)])
+        c = np.zeros((x.shape[0] + 1,) + x.shape[1:])
+        np.cumsum(x, axis=0, dtype=np.float64, out=c[1:])
         return c[stop] - c[starts]
 
-    num = window_sums(unit * wb)
     w = window_sums(wb.sum(axis=-1, dtype=np.float64))
-    itds, r = _lag_function(num, n_corr / (w[:, None] + EPS), S, n_corr, max_itd_s)
-    return itds, r, w
+    return itds, window_sums(g) * (n_corr / (w[:, None] + EPS)), w
 
 
 def unit_cross_spectrum(
@@ -274,7 +417,14 @@ def unit_cross_spectrum(
     return cb * mag, band, n_corr
 
 
-def _lag_function(phat: np.ndarray, norm, S: Spectrogram, n_corr: int, max_itd_s: float):
+def _band_range(band: np.ndarray) -> tuple[int, int]:
+    """First and one-past-last bin of a contiguous 0/1 band mask."""
+    inside = np.flatnonzero(band)
+    return (int(inside[0]), int(inside[-1]) + 1) if inside.size else (0, 0)
+
+
+def _lag_axis(S: Spectrogram, n_corr: int, max_itd_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lags (in correlation samples) and the ITDs they stand for, ITD ascending."""
     # the correlation only needs the band: an inverse FFT of n_corr points samples it at
     # sr * n_corr / n_fft (parabolic interpolation refines the peak below one sample)
     sr_c = S.sr * n_corr / S.n_fft
@@ -283,12 +433,59 @@ def _lag_function(phat: np.ndarray, norm, S: Spectrogram, n_corr: int, max_itd_s
     # (left leads), the peak is at k = -d, so the ITD is minus the lag; columns are
     # ordered from ITD -max to +max.
     lags = np.arange(max_lag, -max_lag - 1, -1)
-    r = sfft.irfft(phat, n=n_corr, axis=-1, workers=1)[..., lags % n_corr] * norm
-    return -lags / sr_c, r
+    return lags, -lags / sr_c
+
+
+def _lag_function(phat: np.ndarray, lo: int, S: Spectrogram, n_corr: int, max_itd_s: float):
+    """ITDs and the unnormalised correlation ``(..., lags)`` of spectra ``phat``, which
+    hold bins ``lo, lo + 1, ...``."""
+    lags, itds = _lag_axis(S, n_corr, max_itd_s)
+    z = np.asarray(phat, dtype=np.complex64)
+    re, im = np.ascontiguousarray(z.real), np.ascontiguousarray(z.imag)
+    return itds, _correlation_at_lags(re, im, n_corr, lo, int(lags[0]))
+
+
+def _correlation_at_lags(
+    re: np.ndarray, im: np.ndarray, n_corr: int, lo: int, max_lag: int
+) -> np.ndarray:
+    """``irfft(re + 1j * im, n_corr)`` at lags ``max_lag, max_lag - 1, ..., -max_lag``
+    only (ITD ascending, as :func:`_lag_axis`), float32 ``(..., 2 * max_lag + 1)``.
+
+    ``re`` and ``im`` (float32, contiguous bins) hold bins ``lo, lo + 1, ...`` (all others
+    zero).  Two matrix products with cached cosine and sine tables of the few lags a head
+    needs cost less than the whole inverse FFT; the tables cover lags ``0..max_lag``, the
+    negative lags following by symmetry (the cosine part is even in the lag, the sine part
+    odd), which halves the work.
+    """
+    cos_t, sin_t = _cos_sin_tables(n_corr, lo, re.shape[-1], max_lag)
+    even = re @ cos_t  # lags 0..max_lag
+    odd = im @ sin_t  # lags 1..max_lag
+    neg = even[..., 1:] + odd  # lags -1..-max_lag
+    even[..., 1:] -= odd  # lags 0..max_lag
+    out = np.empty(even.shape[:-1] + (2 * max_lag + 1,), dtype=np.float32)
+    out[..., : max_lag + 1] = even[..., ::-1]
+    out[..., max_lag + 1 :] = neg
+    return out
+
+
+@lru_cache(maxsize=64)
+def _cos_sin_tables(n_corr: int, lo: int, n_bins: int, max_lag: int):
+    """``irfft``'s weights of bins ``lo..lo+n_bins-1`` at lags ``0..max_lag``: for the real
+    parts (cosine, ``(bins, max_lag + 1)``) and the imaginary parts (sine, lags from 1)."""
+    k = np.arange(lo, lo + n_bins)
+    edge = (k == 0) | (k == n_corr // 2)  # irfft counts DC and Nyquist once, real part only
+    a = np.where(edge, 1.0, 2.0)[:, None] / n_corr
+    ang = (2.0 * np.pi / n_corr) * np.outer(k, np.arange(max_lag + 1))
+    cos_t = (a * np.cos(ang)).astype(np.float32)
+    sin_t = np.where(edge[:, None], 0.0, a * np.sin(ang[:, 1:])).astype(np.float32)
+    cos_t.setflags(write=False)
+    sin_t.setflags(write=False)
+    return cos_t, sin_t
 
 
 def onset_weights(
-    S: Spectrogram, *, n_bins: int | None = None, rise: float = 2.0, memory: int = 3
+    S: Spectrogram, *, n_bins: int | None = None, rise: float = ONSET_RISE,
+    memory: int = ONSET_MEMORY,
 ) -> np.ndarray:
     """Precedence weights per time-frequency bin, in [0, 1], shape ``(frames, bins)``.
 
@@ -301,10 +498,16 @@ def onset_weights(
     """
     nb = S.X.shape[-1] if n_bins is None else n_bins
     P = S.power[0, :, :nb] + S.power[1, :, :nb] if S.X.shape[0] > 1 else S.power[0, :, :nb]
-    prev = np.zeros_like(P)
-    for k in range(1, memory + 1):
-        np.maximum(prev[k:], P[:-k], out=prev[k:])
-    w = np.clip(1.0 - rise * prev / (P + EPS), 0.0, 1.0)
+    # the previous frames' maximum (none before the first frame: 0), then the weight
+    w = np.empty_like(P)
+    w[:1] = 0.0
+    w[1:] = P[:-1] if memory >= 1 else 0.0
+    for k in range(2, memory + 1):
+        np.maximum(w[k:], P[:-k], out=w[k:])
+    w *= rise
+    w /= P + EPS
+    np.subtract(1.0, w, out=w)
+    np.clip(w, 0.0, 1.0, out=w)
     w[P <= EPS] = 0.0  # silence carries no wavefront
     return w
 
@@ -326,7 +529,7 @@ def _corr_size(n_fft: int, sr: int, f_max: float) -> tuple[int, int]:
 
 def parabolic_peak(r: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sub-sample offset in [-0.5, 0.5] and height of peaks at columns ``k`` of ``r`` rows."""
-    kc = np.clip(k, 1, r.shape[-1] - 2)
+    kc = np.minimum(np.maximum(k, 1), r.shape[-1] - 2)
     rows = np.arange(r.shape[0])
     y0, y1, y2 = r[rows, kc - 1], r[rows, kc], r[rows, kc + 1]
     denom = y0 - 2 * y1 + y2
@@ -365,14 +568,217 @@ def interaural_coherence(
     """
     c = cross_spectrum(S) if cross is None else cross
     n_corr, n_bins = _corr_size(S.n_fft, S.sr, 12000.0)
-    cc = sfft.irfft(c[:, :n_bins], n=n_corr, axis=-1, workers=1)
-    lag = np.rint(-itd_s * S.sr * n_corr / S.n_fft).astype(np.int64) % n_corr
-    rows = np.arange(cc.shape[0])
-    near = np.abs(np.stack([cc[rows, (lag + d) % n_corr] for d in (-1, 0, 1)]))
-    num = near.max(axis=0) * n_corr / 2.0
-    P = S.power[:, :, :n_bins]
-    den = np.sqrt(P[0].sum(axis=-1) * P[1].sum(axis=-1)) + EPS
-    return np.clip(num / den, 0.0, 1.0)
+    c = np.asarray(c[:, :n_bins], dtype=np.complex64)
+    return _coherence(S, np.ascontiguousarray(c.real), np.ascontiguousarray(c.imag),
+                      power_sum(S, 0, n_bins), itd_s, n_corr, n_bins)
+
+
+def _coherence(S: Spectrogram, re: np.ndarray, im: np.ndarray, e: np.ndarray,
+               itd_s: np.ndarray, n_corr: int, n_bins: int) -> np.ndarray:
+    """:func:`interaural_coherence` from the cross-spectrum's real and imaginary parts
+    ``(frames, >= n_bins)`` and each channel's power ``e`` ``(2, frames)`` over its first
+    ``n_bins`` bins."""
+    lag = np.rint(-np.asarray(itd_s) * S.sr * n_corr / S.n_fft)
+    rows = np.arange(re.shape[0])
+    reach = int(np.max(np.abs(lag), initial=0.0)) + 1 if np.all(np.isfinite(lag)) else n_corr
+    if reach <= n_corr // 16:
+        # only the few lags a head produces (+-1 around each frame's): a small inverse DFT
+        cc = _correlation_at_lags(re[:, :n_bins], im[:, :n_bins], n_corr, 0, reach)
+        col = reach - lag.astype(np.int64)  # columns run from lag +reach down to -reach
+    else:
+        c = (re[:, :n_bins] + 1j * im[:, :n_bins]).astype(np.complex64)
+        cc = sfft.irfft(c, n=n_corr, axis=-1, workers=1)
+        col = np.nan_to_num(lag).astype(np.int64) % n_corr
+    m = cc.shape[-1]
+    near = np.abs(cc[rows, (col - 1) % m])
+    np.maximum(near, np.abs(cc[rows, col % m]), out=near)
+    np.maximum(near, np.abs(cc[rows, (col + 1) % m]), out=near)
+    return np.clip(near * (n_corr / 2.0) / (np.sqrt(e[0] * e[1]) + EPS), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class TwoChannelCues:
+    """Frame-wise two-channel cues from one pass over the spectrogram (:func:`two_channel_cues`).
+
+    Attributes
+    ----------
+    lag_itd_s : shape ``(lags,)``; the ITD each GCC-PHAT column stands for.
+    gcc : shape ``(frames, lags)``; the per-frame GCC-PHAT function.
+    itd_s : shape ``(frames,)``; its peak, refined below one lag (positive: left leads).
+    peak : shape ``(frames,)``; the peak height, clipped to [0, 1].
+    coherence : shape ``(frames,)``; the interaural coherence at ``itd_s``.
+    ild_db : shape ``(frames,)``; the broadband ILD (as :func:`ild_broadband_db`).
+    ild_band_db : shape ``(frames,)``; the ILD over the band asked for (as
+        :func:`band_ild_db`; ``None`` when none was).
+    onset : shape ``(frames,)``; each frame's summed onset weight over the GCC band
+        (``None`` without onset weighting).
+    gcc_windows, window_weight : shapes ``(windows, lags)`` and ``(windows,)``; the
+        onset-weighted GCC-PHAT of windows of frames and their summed weight (``None``
+        unless windows are asked for).
+    onset_bins : shape ``(frames, bins)``; the onset weights of the lowest bins, below
+        ``keep_onset_hz`` (zero below the GCC band; ``None`` unless asked for).
+    """
+
+    lag_itd_s: np.ndarray
+    gcc: np.ndarray
+    itd_s: np.ndarray
+    peak: np.ndarray
+    coherence: np.ndarray
+    ild_db: np.ndarray
+    ild_band_db: np.ndarray | None = None
+    onset: np.ndarray | None = None
+    gcc_windows: np.ndarray | None = None
+    window_weight: np.ndarray | None = None
+    onset_bins: np.ndarray | None = None
+
+
+def two_channel_cues(
+    S: Spectrogram,
+    *,
+    onset_floor: float | None = None,
+    active: np.ndarray | None = None,
+    starts: np.ndarray | None = None,
+    win: int = 1,
+    ild_band_hz: tuple[float, float] | None = None,
+    max_itd_s: float = MAX_ITD_S,
+    f_band: tuple[float, float] = (100.0, 10000.0),
+    keep_onset_hz: float | None = None,
+) -> TwoChannelCues:
+    """GCC-PHAT function, ITD, PHAT peak, coherence and ILD per frame, sharing every step.
+
+    The same figures (to float32 rounding) as the separate calls
+
+    * ``w_on = onset_weights(S, n_bins=cue_bins(S))``;
+    * ``gcc_phat_function(S, weights=onset_floor + w_on)``, or unweighted when
+      ``onset_floor`` is None (stereo);
+    * :func:`parabolic_peak` on each frame's maximum, then :func:`interaural_coherence`
+      at that ITD;
+    * with ``starts``: ``gcc_phat_windows(S, starts, win, w_on * active[:, None])``
+      (``active``, a boolean per frame, defaults to every frame);
+    * :func:`ild_broadband_db`, and with ``ild_band_hz``: ``band_ild_db(S, *ild_band_hz)``;
+    * with ``keep_onset_hz``: ``w_on`` of the bins below that frequency, times the GCC
+      band (zero below it);
+
+    at a fraction of their cost and memory: the onset weights are computed over the GCC
+    band only, the PHAT and onset weightings fold into one real factor per bin (no
+    unit-magnitude cross-spectrum is stored), one pair of matrix products gives both
+    weightings' lag functions, and the frames-by-bins intermediates live one block of
+    frames at a time (about 0.5 MB), so that a long signal needs little memory beyond its
+    spectrogram.  ``S`` must have two channels.
+    """
+    if starts is not None and onset_floor is None:
+        raise ValueError("windowed GCC-PHAT needs onset weighting (onset_floor)")
+    X = S.X
+    T = X.shape[1]
+    n_corr, n_gcc = _corr_size(S.n_fft, S.sr, f_band[1])
+    n_coh, nb_coh = _corr_size(S.n_fft, S.sr, 12000.0)
+    nb = max(n_gcc, nb_coh)
+    f = S.freqs[:n_gcc]
+    lo, hi = _band_range((f >= f_band[0]) & (f <= f_band[1]))
+    n_band = hi - lo
+    lags, lag_itd = _lag_axis(S, n_corr, max_itd_s)
+    max_lag = int(lags[0])
+    onset = onset_floor is not None
+    if keep_onset_hz is not None and not onset:
+        raise ValueError("keeping onset weights needs onset weighting (onset_floor)")
+    n_keep = 0
+    if keep_onset_hz is not None:
+        n_keep = int(min(np.searchsorted(f, keep_onset_hz), hi))
+    kept = np.zeros((T, n_keep), dtype=np.float32) if n_keep else None
+    # the cross-spectrum, its real and imaginary parts apart (contiguous for the products
+    # and halving the coherence's inverse DFT), kept for the coherence
+    c_re = np.empty((T, nb), dtype=np.float32)
+    c_im = np.empty((T, nb), dtype=np.float32)
+    gcc = np.empty((T, lags.size), dtype=np.float32)
+    g_on = np.empty((T, lags.size), dtype=np.float32) if starts is not None else None
+    w_sum = np.empty(T, dtype=np.float32) if onset else None
+    memory, rise = ONSET_MEMORY, ONSET_RISE
+    n_blocks = -(-T * max(n_band, 1) * 32 // _BLOCK_BYTES)
+    B = max(1, -(-T // max(n_blocks, 1)))
+    hist = np.zeros((memory + B, n_band), dtype=np.float32)  # summed power, previous frames
+    # each channel's power over the coherence's bins, the ERB bands (broadband ILD) and the
+    # ILD band: sums over disjoint runs of bins, combined
+    sums = [((0, nb_coh, 1.0),), _erb_runs(S.sr, S.n_fft)]
+    if ild_band_hz is not None:
+        sums.append((_band_bins(S, *ild_band_hz) + (1.0,),))
+    segments, combine = _disjoint_segments(sums)
+    seg_power = np.empty((len(segments), 2, T))
+    ones = np.ones(n_band, dtype=np.float32)
+    for s in range(0, T, B):
+        e = min(s + B, T)
+        n = e - s
+        # the block's spectra are read once, while in cache, for every cue
+        for i, (a, b) in enumerate(segments):
+            seg_power[i, :, s:e] = _abs2_sum(X[:, s:e, a:b])
+        cblk = X[0, s:e, :nb] * np.conj(X[1, s:e, :nb])
+        c_re[s:e] = cblk.real
+        c_im[s:e] = cblk.imag
+        cr, ci = c_re[s:e, lo:hi], c_im[s:e, lo:hi]
+        a0 = np.abs(X[0, s:e, lo:hi])
+        p1 = np.abs(X[1, s:e, lo:hi])
+        inv = a0 * p1  # PHAT: 1 / |cross| = 1 / (|left| |right|)
+        inv += EPS
+        np.divide(1.0, inv, out=inv)
+        if not onset:
+            gcc[s:e] = _correlation_at_lags(cr * inv, ci * inv, n_corr, lo, max_lag)
+            continue
+        psum = np.square(a0, out=hist[memory : memory + n])  # both channels' power
+        psum += np.square(p1, out=p1)
+        w = hist[memory - 1 : memory - 1 + n].copy()  # the previous frames' maximum
+        for k in range(2, memory + 1):
+            np.maximum(w, hist[memory - k : memory - k + n], out=w)
+        silent = psum <= EPS
+        w *= rise
+        np.add(psum, EPS, out=p1)
+        w /= p1
+        np.subtract(1.0, w, out=w)
+        np.maximum(w, 0.0, out=w)  # (and at most 1: the subtracted ratio is not negative)
+        w[silent] = 0.0  # silence carries no wavefront
+        hist[:memory] = hist[n : n + memory]  # carried to the next block
+        if kept is not None and n_keep > lo:
+            kept[s:e, lo:] = w[:, : n_keep - lo]
+        np.matmul(w, ones, out=w_sum[s:e])
+        # the PHAT-and-onset weighted cross-spectrum, for both weightings at once
+        re = np.empty((2, n, n_band), dtype=np.float32)
+        im = np.empty((2, n, n_band), dtype=np.float32)
+        np.multiply(w, inv, out=p1)
+        np.multiply(cr, p1, out=re[1])
+        np.multiply(ci, p1, out=im[1])
+        w += np.float32(onset_floor)
+        w *= inv
+        np.multiply(cr, w, out=re[0])
+        np.multiply(ci, w, out=im[0])
+        g = _correlation_at_lags(re, im, n_corr, lo, max_lag)
+        gcc[s:e] = g[0]
+        if g_on is not None:
+            g_on[s:e] = g[1]
+    if onset:
+        gcc *= (n_corr / (w_sum + np.float32(onset_floor * n_band) + EPS))[:, None]
+    else:
+        gcc *= n_corr / max(float(n_band), 1.0)
+    pos, pk = parabolic_peak(gcc, np.argmax(gcc, axis=-1))
+    itd = lag_itd[0] + pos * (lag_itd[1] - lag_itd[0])
+    peak = np.clip(pk, 0.0, 1.0)
+    e_coh, e_broad, *e_band = np.tensordot(combine, seg_power, axes=1)
+    coh = _coherence(S, c_re, c_im, e_coh, itd, n_coh, nb_coh)
+    ild = _ild_from_power(e_broad)
+    ild_band = _ild_from_power(e_band[0]) if e_band else None
+    if g_on is None:
+        return TwoChannelCues(lag_itd, gcc, itd, peak, coh, ild, ild_band, w_sum,
+                              onset_bins=kept)
+    act = np.ones(T, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+    stop = np.minimum(starts + win, T)
+
+    def window_sums(x):
+        csum = np.zeros((T + 1,) + x.shape[1:])
+        np.cumsum(x, axis=0, out=csum[1:])
+        return csum[stop] - csum[starts]
+
+    g_on[~act] = 0.0
+    w_win = window_sums(np.where(act, w_sum, 0.0))
+    r_win = window_sums(g_on) * (n_corr / (w_win[:, None] + EPS))
+    return TwoChannelCues(lag_itd, gcc, itd, peak, coh, ild, ild_band, w_sum, r_win, w_win,
+                          kept)
 
 
 def frame_gcc_itd_s(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S):
@@ -387,9 +793,16 @@ def frame_gcc_itd_s(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S):
 def frame_energy_db(S: Spectrogram) -> np.ndarray:
     """Frame level in dBFS per channel (mean-square of the windowed frame), ``(channels, frames)``."""
     win = _window(S.n_fft)
+    if S.frame_power is not None:  # the windowed frames' mean square, from the STFT
+        return 10.0 * np.log10(S.frame_power / float(np.sum(win**2)) + EPS)
     norm = (S.n_fft / 2.0) * float(np.sum(win**2))  # Parseval for a one-sided spectrum
-    P = S.power
-    e = (P.sum(axis=-1) - 0.5 * (P[..., 0] + P[..., -1])) / norm
+    P = S.__dict__.get("power")
+    if P is not None:
+        tot, edges = P.sum(axis=-1), P[..., 0] + P[..., -1]
+    else:  # without storing |X|^2
+        tot = power_sum(S, 0, S.X.shape[-1])
+        edges = np.square(np.abs(S.X[..., 0])) + np.square(np.abs(S.X[..., -1]))
+    e = (tot - 0.5 * edges) / norm
     return 10.0 * np.log10(e + EPS)
 
 

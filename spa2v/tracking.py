@@ -24,7 +24,7 @@ Pipeline (``analyze_signal``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +78,13 @@ class HeadCalibration:
     def az_from_itd(self, itd_s: np.ndarray) -> np.ndarray:
         return _monotonic_inverse(self.azimuth_deg, self.itd_s, itd_s)
 
-    @property
+    @cached_property
+    def slopes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each cue's change per degree along ``azimuth_deg`` (ITD, HF ILD), computed once."""
+        return (np.gradient(self.itd_s, self.azimuth_deg),
+                np.gradient(self.ild_hf_db, self.azimuth_deg))
+
+    @cached_property
     def ild_monotonic_limit_deg(self) -> float:
         """Azimuth magnitude up to which the head's HF ILD rises monotonically (5 deg margin)."""
         a, t = self.azimuth_deg, self.ild_hf_db
@@ -118,7 +124,7 @@ def calibrate_from_hrirs(
         H = H[..., idx]
     S = cues.Spectrogram(np.moveaxis(H, 1, 0).astype(np.complex64), sr, hop, n_fft)
     itd, _ = cues.gcc_phat(S)
-    ild_hf = _hf_ild_db(S.power, S.freqs)
+    ild_hf = cues.band_ild_db(S, *HF_BAND_HZ)
     nb = cues.cue_bins(S)
     ipd = S.X[0, :, :nb] * np.conj(S.X[1, :, :nb])
     steer = np.conj(ipd / (np.abs(ipd) + cues.EPS))
@@ -355,29 +361,58 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     nf = min(unit.shape[1], cal.steer.shape[1], int(np.searchsorted(freqs, RESIDUAL_F_MAX_HZ)))
     steer = cal.steer[:, :nf]
     T = unit.shape[0]
-    frames = starts[:, None] + np.arange(win)[None, :]
-    idx = np.minimum(frames, T - 1)
-    Uw = unit[idx, :nf]  # (windows, win, bins)
-    Ww = (weights[idx, :nf] * (frames < T)[..., None]).astype(np.float32)
-    w0 = Ww.sum(axis=(1, 2)) + cues.EPS
-    cos_wide, cos_model, cos_tight = np.cos(RESIDUAL_TOL_RAD)
     n_w = len(starts)
+    cos_wide, cos_model, cos_tight = np.cos(RESIDUAL_TOL_RAD).astype(np.float32)
+    # only the bins that carry weight (onsets: a tenth or so) take part: one entry per
+    # (window, frame, bin), windows overlapping, with its phasor and its weight
+    t_nz, b_nz = np.nonzero(weights[:, :nf] > 0)
+    lo = np.searchsorted(t_nz, starts)
+    hi = np.searchsorted(t_nz, np.minimum(starts + win, T))
+    counts = hi - lo
+    e_win = np.repeat(np.arange(n_w), counts)
+    take = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    take += np.repeat(lo, counts)
+    t_e, e_bin = t_nz[take], b_nz[take]
+    u_e = unit[t_e, e_bin]
+    e_re, e_im = u_e.real.astype(np.float32), u_e.imag.astype(np.float32)
+    e_w = weights[t_e, e_bin].astype(np.float32)
+    key = e_win * nf + e_bin  # (window, bin)
+    s_re, s_im = np.ascontiguousarray(steer.real), np.ascontiguousarray(steer.imag)
+
+    def window_sums(x):
+        return np.bincount(e_win, x, minlength=n_w)
+
+    def steered(wins):
+        """Re(sum over the window's frames of unit * weight, steered), per window x az."""
+        z_re = np.bincount(key, e_re * e_w, minlength=n_w * nf).reshape(n_w, nf)[wins]
+        z_im = np.bincount(key, e_im * e_w, minlength=n_w * nf).reshape(n_w, nf)[wins]
+        return z_re @ s_re.T - z_im @ s_im.T
+
+    w0 = window_sums(e_w) + cues.EPS
+    k_of = np.full(n_w, -1, dtype=np.int64)
 
     def set_aside(az_w, wins):
         """Zero the weight of bins explained by sources at ``az_w`` in windows ``wins``."""
-        k = np.clip(np.round(az_w - AZ_GRID[0]).astype(np.int64), 0, AZ_GRID.size - 1)
-        u, w = Uw[wins], Ww[wins]
-        c = (u * steer[k][:, None, :]).real
-        own = (u * (w * (c > cos_wide))).sum(axis=1)  # the source's own phase per bin
-        own = np.conj(own / (np.abs(own) + cues.EPS))
-        explained = (c > cos_model) | ((u * own[:, None, :]).real > cos_tight)
-        Ww[wins] = w * ~explained
+        k_of[:] = -1
+        k_of[wins] = np.clip(np.round(az_w - AZ_GRID[0]).astype(np.int64), 0, AZ_GRID.size - 1)
+        sel = np.nonzero((k_of[e_win] >= 0) & (e_w > 0))[0]
+        if not sel.size:
+            return
+        k, bn, kk = k_of[e_win[sel]], e_bin[sel], key[sel]
+        ur, ui, w = e_re[sel], e_im[sel], e_w[sel]
+        c = ur * s_re[k, bn] - ui * s_im[k, bn]  # cos of the mismatch with the head model
+        wm = w * (c > cos_wide)
+        o_re = np.bincount(kk, ur * wm, minlength=n_w * nf)  # the source's own phase
+        o_im = np.bincount(kk, ui * wm, minlength=n_w * nf)
+        mag = np.hypot(o_re, o_im) + cues.EPS
+        own = (ur * o_re[kk] + ui * o_im[kk]) / mag[kk]  # cos of the mismatch with it
+        e_w[sel] = w * ((c <= cos_model) & (own <= cos_tight))
 
     out = [list(p) for p in peaks]
     top = np.array([p[0][1] if p else 0.0 for p in peaks])
     # the found sources' directions, refined on the head model's steered response (the
     # GCC-PHAT peak maps through the broadband ITD table, a degree or two off)
-    R0 = ((Uw * Ww).sum(axis=1) @ steer.T).real
+    R0 = steered(slice(None))
     span = [[(az, az) for az, _h in p] for p in peaks]  # each source's range over its window
     for j in range(max_sources):
         wins = np.array([wi for wi, p in enumerate(peaks) if len(p) > j], dtype=np.int64)
@@ -404,13 +439,14 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
                 set_aside(np.asarray(az_n), np.asarray(w_n, dtype=np.int64))
     for _ in range(max_sources):
         room = np.array([0 < len(p) < max_sources for p in out])
-        share = Ww.sum(axis=(1, 2)) / w0
+        w_left = window_sums(e_w)
+        share = w_left / w0
         room &= share >= RESIDUAL_MIN_SHARE
         if not room.any():
             break
         wins = np.nonzero(room)[0]
-        R = ((Uw[wins] * Ww[wins]).sum(axis=1) @ steer.T).real
-        R /= Ww[wins].sum(axis=(1, 2))[:, None] + cues.EPS
+        R = steered(wins)
+        R /= w_left[wins][:, None] + cues.EPS
         for i, wi in enumerate(wins.tolist()):  # never next to a source already found
             for j, (az, _h) in enumerate(out[wi]):
                 lo, hi = span[wi][j] if j < len(span[wi]) else (az, az)
@@ -434,14 +470,21 @@ MAX_SPEED_DEG_S = 90.0
 
 
 def _track_velocity(t: dict, max_step: float, n: int = 4) -> float:
-    """Azimuth change per window of a track over its last ``n`` peaks (a line fit)."""
-    w = np.asarray(t["win"][-n:], dtype=float)
-    if w.size < 2 or w[-1] - w[0] < 1:
+    """Azimuth change per window of a track over its last ``n`` peaks (a line fit).
+
+    Plain Python: it runs per live track per window, on at most ``n`` points."""
+    w = t["win"][-n:]
+    if len(w) < 2 or w[-1] - w[0] < 1:
         return 0.0
-    a = unwrap_deg(np.asarray(t["az"][-n:], dtype=float))
-    wc = w - w.mean()
-    v = float((wc * (a - a.mean())).sum() / (wc * wc).sum())
-    return float(np.clip(v, -max_step, max_step))
+    az = t["az"][-n:]
+    a = [float(az[0])]
+    for x, prev in zip(az[1:], az[:-1]):  # unwrapped: no 360-degree jumps
+        a.append(a[-1] + ((x - prev + 180.0) % 360.0 - 180.0))
+    wm = sum(w) / len(w)
+    am = sum(a) / len(a)
+    num = sum((wi - wm) * (ai - am) for wi, ai in zip(w, a))
+    den = sum((wi - wm) ** 2 for wi in w)
+    return min(max(num / den, -max_step), max_step)
 
 
 def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
@@ -514,12 +557,6 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
 
 
 # =========================================================================== frame estimates
-def _hf_ild_db(P: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    lo, hi = np.searchsorted(freqs, HF_BAND_HZ[0]), np.searchsorted(freqs, HF_BAND_HZ[1], "right")
-    e = P[:, :, lo:hi].sum(-1)
-    return 10 * np.log10((e[0] + cues.EPS) / (e[1] + cues.EPS))
-
-
 def fuse_binaural_azimuth(
     cal: HeadCalibration, itd_s: np.ndarray, peak: np.ndarray, ild_hf_db: np.ndarray
 ) -> np.ndarray:
@@ -531,8 +568,7 @@ def fuse_binaural_azimuth(
     """
     az_itd = cal.az_from_itd(itd_s)
     az_ild, sat = cal.az_from_ild(ild_hf_db)
-    d_itd = np.gradient(cal.itd_s, cal.azimuth_deg)
-    d_ild = np.gradient(cal.ild_hf_db, cal.azimuth_deg)
+    d_itd, d_ild = cal.slopes
     s_itd = np.abs(np.interp(az_itd, cal.azimuth_deg, d_itd))
     s_ild = np.abs(np.interp(az_itd, cal.azimuth_deg, d_ild))
     sigma_itd = 15e-6 / np.clip(peak, 0.05, 1.0)
@@ -602,41 +638,37 @@ def analyze_signal(
         return result([tr])
 
     if fmt in ("binaural", "stereo"):
-        # every two-channel cue lives below 12 kHz: the cross-spectrum stops there
-        nb = cues.cue_bins(S)
-        cross = S.X[0, :, :nb] * np.conj(S.X[1, :, :nb])
-        P = S.power
-        _, ild_broad = cues.ild_db(S)
+        # every two-channel cue in one pass: per-frame directions lean on the direct sound
+        # (onsets) but keep every bin; source detection (windows) uses onsets alone
         if fmt == "binaural":
-            # one inverse FFT for two weightings: per-frame directions lean on the direct
-            # sound (onsets) but keep every bin; source detection uses onsets alone
-            w_on = cues.onset_weights(S, n_bins=nb)
-            phase = cues.unit_cross_spectrum(S, cross=cross)
-            itds, r = cues.gcc_phat_function(S, weights=ONSET_FLOOR + w_on, phase=phase)
+            starts, win = _windows(T, hop_s)
+            tc = cues.two_channel_cues(S, onset_floor=ONSET_FLOOR, active=active,
+                                       starts=starts, win=win, ild_band_hz=HF_BAND_HZ,
+                                       keep_onset_hz=RESIDUAL_F_MAX_HZ)
         else:
-            itds, r = cues.gcc_phat_function(S, cross=cross)
-        pos, peak = cues.parabolic_peak(r, np.argmax(r, axis=-1))
-        itd_all = itds[0] + pos * (itds[1] - itds[0])
-        peak = np.clip(peak, 0.0, 1.0)
-        ic = cues.interaural_coherence(S, itd_all, cross=cross)
+            tc = cues.two_channel_cues(S)
+        itds, r, itd_all, peak, ic = tc.lag_itd_s, tc.gcc, tc.itd_s, tc.peak, tc.coherence
+        ild_broad = tc.ild_db
         cue_block.update(ild_db=ild_broad, itd_ms=itd_all * 1e3, coherence=ic)
         if not active.any():
             return result([])
         if fmt == "binaural":
             cal = calibration or spherical_calibration(sr, hop_s)
-            starts, win = _windows(T, hop_s)
-            _, r_win, w_win = cues.gcc_phat_windows(S, starts, win, w_on * active[:, None],
-                                                    phase=phase)
+            r_win, w_win = tc.gcc_windows, tc.window_weight
             peaks = _gcc_window_peaks(itds, r_win, cal, max_sources=max_sources)
-            unit, band, _ = phase
-            w_res = w_on[:, : unit.shape[1]] * active[:, None] * band
-            peaks = _residual_window_peaks(peaks, unit, w_res, starts, win, cal, S.freqs,
-                                           max_sources=max_sources)
+            # the residual search reads the low bins' phases and onset weights only
+            w_res = tc.onset_bins
+            if w_res is not None and w_res.shape[1]:
+                nf = w_res.shape[1]
+                c = S.X[0, :, :nf] * np.conj(S.X[1, :, :nf])
+                unit = c / (np.abs(c) + cues.EPS)
+                peaks = _residual_window_peaks(peaks, unit, w_res * active[:, None], starts,
+                                               win, cal, S.freqs, max_sources=max_sources)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
             if not track_az:
                 return result([], cal.name)
-            ild_hf = _hf_ild_db(P, S.freqs)
+            ild_hf = tc.ild_band_db
             az_single = fuse_binaural_azimuth(cal, itd_all, peak, ild_hf)
             sources = _resolve_binaural(track_az, itds, r, cal, az_single, peak * ic, active,
                                         level.max(axis=0),
@@ -703,13 +735,34 @@ def _activity(level_db: np.ndarray, *, floor_rel_db: float = 40.0) -> np.ndarray
     peak = float(level_db.max())
     if peak < -90.0:
         return np.zeros_like(level_db, dtype=bool)
-    floor, median = np.percentile(level_db, [10, 50])
+    floor, median = _percentiles(level_db, (10.0, 50.0))
     thr = max(peak - floor_rel_db, -90.0)
     if median - floor >= 10.0:
         thr = max(thr, min(floor + 6.0, peak - 6.0))
     act = level_db > thr
     # majority vote over 5 frames: closes short gaps and drops blips
     return cues.smooth(act.astype(np.float64), 5) > 0.5
+
+
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of a short 1-D array without its overhead."""
+    v = np.sort(x)
+    if v.size == 0 or np.isnan(v[-1]):
+        return float("nan")
+    return float((v[(v.size - 1) // 2] + v[v.size // 2]) / 2.0)
+
+
+def _percentiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """``np.percentile(x, qs)`` (linear interpolation) of a 1-D array, for short arrays
+    without its overhead."""
+    v = np.sort(x)
+    out = []
+    for q in qs:
+        pos = q / 100.0 * (v.size - 1)
+        i = min(int(pos), v.size - 1)
+        j = min(i + 1, v.size - 1)
+        out.append(float(v[i] + (pos - i) * (v[j] - v[i])))
+    return out
 
 
 def _track_output(az, act, circular, lvl, rel):
@@ -889,10 +942,14 @@ def _finish(tr: SourceTrack, hop_s: float, direct: distance.DirectSound | None =
     tr.behind = bool(abs(mean) > 90.0)
     tr.position = position_label(mean)
     n = max(3, int(round(0.2 * a.size)))
-    front = unwrap_deg(a)
     if tr.elevation_deg is not None:  # FOA: motion is judged on the frontal-folded path
-        front = np.where(np.abs(wrap_deg(a)) > 90, wrap_deg(180 - wrap_deg(a)), wrap_deg(a))
-    sweep = float(np.median(front[-n:]) - np.median(front[:n]))
+        wa = wrap_deg(a)
+        front = np.where(np.abs(wa) > 90, wrap_deg(180 - wa), wa)
+    elif a.size < 2 or np.abs(np.diff(a)).max() <= 180.0:
+        front = a  # no 360-degree jump to unwrap (binaural and stereo stay within +-90)
+    else:
+        front = unwrap_deg(a)
+    sweep = _median(front[-n:]) - _median(front[:n])
     if abs(sweep) >= CROSSING_MIN_SWEEP_DEG:
         change = 0.0  # a crossing: its level follows the head's shadow, not the distance
     else:

@@ -317,3 +317,58 @@ def test_stacked_gcc_weights_match_separate_calls():
     _, a = cues.gcc_phat_function(S, weights=0.1 + w)
     _, b = cues.gcc_phat_function(S, weights=w)
     assert np.allclose(r2[0], a, atol=1e-5) and np.allclose(r2[1], b, atol=1e-5)
+
+
+def _bursts_pair(sr: int, seconds: float = 2.0) -> np.ndarray:
+    """Noise bursts (onsets), a pause of digital silence, a delay and a level difference:
+    every weighting of the one-pass cues has something to do."""
+    rng = np.random.default_rng(7)
+    n = int(seconds * sr)
+    s = rng.standard_normal(n + 64)
+    env = (np.sin(2 * np.pi * 3.0 * np.arange(n + 64) / sr) > 0.2).astype(float)
+    env[int(0.8 * sr):int(1.1 * sr)] = 0.0
+    s *= env
+    left = s[20:20 + n]
+    right = 0.6 * s[14:14 + n] + 0.05 * rng.standard_normal(n) * env[:n]
+    return np.stack([left, right]).astype(np.float32)
+
+
+@pytest.mark.parametrize("sr", [48000, 44100, 16000])
+def test_two_channel_cues_match_the_separate_cue_functions(sr):
+    S = cues.stft(_bursts_pair(sr), sr)
+    T = S.X.shape[1]
+    floor = 0.1
+    active = np.ones(T, dtype=bool)
+    active[T // 3: T // 3 + 10] = False
+    starts, win = np.arange(0, T - 5, 12), 25
+    tc = cues.two_channel_cues(S, onset_floor=floor, active=active, starts=starts, win=win,
+                               ild_band_hz=(1500.0, 12000.0), keep_onset_hz=3000.0)
+    w_on = cues.onset_weights(S, n_bins=cues.cue_bins(S))
+    itds, r = cues.gcc_phat_function(S, weights=floor + w_on)
+    assert np.allclose(tc.lag_itd_s, itds)
+    assert np.allclose(tc.gcc, r, atol=2e-4)
+    pos, pk = cues.parabolic_peak(r, np.argmax(r, axis=-1))
+    itd = itds[0] + pos * (itds[1] - itds[0])
+    same = np.argmax(r, axis=-1) == np.argmax(tc.gcc, axis=-1)
+    assert same.mean() > 0.99
+    assert np.allclose(tc.itd_s[same], itd[same], atol=1e-7)
+    assert np.allclose(tc.peak, np.clip(pk, 0, 1), atol=2e-4)
+    coh = cues.interaural_coherence(S, tc.itd_s)
+    assert np.allclose(tc.coherence, coh, atol=1e-3)
+    assert np.allclose(tc.ild_db, cues.ild_broadband_db(S), atol=1e-3)
+    assert np.allclose(tc.ild_band_db, cues.band_ild_db(S, 1500.0, 12000.0), atol=1e-3)
+    _, r_win, w_win = cues.gcc_phat_windows(S, starts, win, w_on * active[:, None])
+    assert np.allclose(tc.window_weight, w_win, rtol=1e-4, atol=1e-3)
+    assert np.allclose(tc.gcc_windows, r_win, atol=2e-4)
+    unit, band, _ = cues.unit_cross_spectrum(S)
+    nf = int(np.searchsorted(S.freqs, 3000.0))
+    assert tc.onset_bins.shape == (T, nf)
+    assert np.allclose(tc.onset_bins, (w_on[:, :nf] * band[:nf]), atol=1e-5)
+    # stereo: no onset weighting at all
+    st = cues.two_channel_cues(S)
+    _, r_plain = cues.gcc_phat_function(S)
+    assert np.allclose(st.gcc, r_plain, atol=2e-4)
+    assert st.gcc_windows is None and st.onset_bins is None
+    # the delay (right lags by 6 samples: left leads) is found
+    sounding = np.abs(S.X[0]).sum(axis=-1) > 1.0
+    assert np.median(st.itd_s[sounding]) == pytest.approx(6 / sr, abs=0.3 / sr)
