@@ -478,11 +478,11 @@ def _track_velocity(t: dict, max_step: float, n: int = 4) -> float:
         return 0.0
     az = t["az"][-n:]
     a = [float(az[0])]
-    for x, prev in zip(az[1:], az[:-1]):  # unwrapped: no 360-degree jumps
+    for x, prev in zip(az[1:], az[:-1], strict=True):  # unwrapped: no 360-degree jumps
         a.append(a[-1] + ((x - prev + 180.0) % 360.0 - 180.0))
     wm = sum(w) / len(w)
     am = sum(a) / len(a)
-    num = sum((wi - wm) * (ai - am) for wi, ai in zip(w, a))
+    num = sum((wi - wm) * (ai - am) for wi, ai in zip(w, a, strict=True))
     den = sum((wi - wm) ** 2 for wi in w)
     return min(max(num / den, -max_step), max_step)
 
