@@ -328,39 +328,6 @@ def _gcc_window_peaks(itds, r_win, cal: HeadCalibration, *, max_sources):
                        min_sep_deg=20.0, rel_height=GCC_REL_HEIGHT, min_height=0.05)
 
 
-STEADY_MIN_HEIGHT = 0.2
-"""A peak of the window-averaged all-frames GCC-PHAT must be at least this high to add a
-source the onset-weighted windows missed (reverberation makes peaks of 0.1 or so)."""
-
-
-def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration, *,
-                      max_sources):
-    """Add the steady sources that the onset-weighted window GCC-PHAT misses.
-
-    Source detection leans on onsets, where the direct sound stands clear of the room; but
-    a steady source (an engine, a drone) beside an impulsive one (a helicopter, speech)
-    has few onsets of its own and vanishes there.  The per-frame GCC-PHAT, which weighs
-    every frame, averaged over each window, shows it; its peaks at least 20 degrees from
-    the ones found and at least ``STEADY_MIN_HEIGHT`` high are added, no higher than the
-    window's strongest onset peak.
-    """
-    if not len(starts):
-        return peaks
-    n_act = _window_sums(active.astype(np.float64), starts, win)
-    r_all = _window_sums(np.where(active[:, None], r, 0.0), starts, win)
-    r_all /= n_act[:, None] + cues.EPS
-    out = []
-    for p, q in zip(peaks, _gcc_window_peaks(itds, r_all, cal, max_sources=max_sources),
-                    strict=True):
-        p = list(p)
-        for az, h in q:
-            if (len(p) < max_sources and h >= STEADY_MIN_HEIGHT
-                    and all(abs(az - a) > 20.0 for a, _h in p)):
-                p.append((az, min(h, p[0][1]) if p else h))
-        out.append(p)
-    return out
-
-
 RESIDUAL_F_MAX_HZ = 3000.0
 """The residual search uses bins up to here: heads agree on their interaural phase below a
 few kilohertz (above, pinnae differ and the phase wraps)."""
@@ -689,8 +656,6 @@ def analyze_signal(
             cal = calibration or spherical_calibration(sr, hop_s)
             r_win, w_win = tc.gcc_windows, tc.window_weight
             peaks = _gcc_window_peaks(itds, r_win, cal, max_sources=max_sources)
-            peaks = _add_steady_peaks(peaks, itds, r, active, starts, win, cal,
-                                      max_sources=max_sources)
             # the residual search reads the low bins' phases and onset weights only
             w_res = tc.onset_bins
             if w_res is not None and w_res.shape[1]:
