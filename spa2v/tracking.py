@@ -670,9 +670,14 @@ def analyze_signal(
                 return result([], cal.name)
             ild_hf = tc.ild_band_db
             az_single = fuse_binaural_azimuth(cal, itd_all, peak, ild_hf)
+            e_trk = None
+            if len(track_az) > 1 and w_res is not None and w_res.shape[1]:
+                p_low = np.abs(S.X[0, :, :nf]) ** 2 + np.abs(S.X[1, :, :nf]) ** 2
+                e_trk = _track_bin_energy(track_az, unit, p_low, cal)
             sources = _resolve_binaural(track_az, itds, r, cal, az_single, peak * ic, active,
                                         level.max(axis=0),
-                                        onsets=(r_win, w_win, starts + win // 2))
+                                        onsets=(r_win, w_win, starts + win // 2),
+                                        bin_energy=e_trk)
         else:
             cal = None
             az_bins, w_bins = _bin_directions_stereo(S)
@@ -807,14 +812,40 @@ def _resolve_tracks(track_az, az_bins, w_bins, az_single, rel_single, active, le
     return out
 
 
+def _track_bin_energy(track_az, unit, p_low, cal: HeadCalibration) -> np.ndarray:
+    """Each track's share of the low bins' power per frame, ``(tracks, frames)``: a bin
+    goes to the live track whose direction explains its interaural phase best (the head
+    model's, within 1 rad), as in DUET's time-frequency masks."""
+    A = np.stack(track_az)
+    K, T = A.shape
+    nf = unit.shape[1]
+    k_idx = np.clip(np.round(np.nan_to_num(A, nan=0.0) - AZ_GRID[0]).astype(np.int64), 0,
+                    AZ_GRID.size - 1)
+    match = np.empty((K, T, nf), dtype=np.float32)
+    for k in range(K):
+        match[k] = (unit * cal.steer[k_idx[k], :nf]).real
+        match[k][np.isnan(A[k])] = -2.0
+    best = np.argmax(match, axis=0)
+    ok = np.take_along_axis(match, best[None], axis=0)[0] > np.cos(1.0)
+    e = np.empty((K, T))
+    for k in range(K):
+        e[k] = (p_low * ((best == k) & ok)).sum(axis=1)
+    return e, p_low.sum(axis=1)
+
+
 def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, level_db,
-                      onsets=None):
+                      onsets=None, bin_energy=None):
     """Binaural per-frame directions.
 
     Where one track is alive, the fused ITD/ILD estimate from all bins.  Where several
     are, each track takes the GCC-PHAT peak of the frame nearest its own ITD (within
-    +-120 us; a frame's PHAT function has one peak per coherent source), and its level
-    share from the relative peak heights.
+    +-120 us; a frame's PHAT function has one peak per coherent source).  A track's level
+    is the frame's level times its share: of the low bins' power, from the bins its
+    direction explains (``bin_energy``: per-track and total power, from
+    :func:`_track_bin_energy`), everywhere along the track, so that a louder neighbour
+    (or one that starts later) does not lend it its level; else from the relative peak
+    heights.  Tracks that show mostly in decays (reflections) lose level in proportion to
+    their precedence strength.
     """
     A = np.stack(track_az)
     alive = ~np.isnan(A)
@@ -840,6 +871,19 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
     if K > 1 and onsets is not None:
         prec = _precedence_strength(A, itds, *onsets, cal) ** PREC_GAMMA
     direct = heights * prec[:, None]
+    bin_level = None
+    if bin_energy is not None:
+        # level shares from the bins each source holds: GCC-PHAT heights count a bin
+        # once however loud it is, so a source that grows louder barely gains height
+        e, tot = bin_energy
+        e = cues.smooth(np.where(alive, e, 0.0), 5, axis=-1)
+        tot_db = 10 * np.log10(cues.smooth(tot, 5) + cues.EPS)
+        # the low bins' level follows each source's own bins; one offset (the median gap
+        # between the full band and the low bins) keeps it in the frame level's units
+        # without borrowing the full band's changes (a siren's high partials)
+        gap = level_db - tot_db
+        offset = float(np.median(gap[active])) if active.any() else 0.0
+        bin_level = 10 * np.log10(e + cues.EPS) + offset
     total_direct = direct.sum(axis=0) + cues.EPS
     out = []
     for k in range(K):
@@ -847,6 +891,12 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
         share_direct = np.where(multi, direct[k] / total_direct, 1.0)
         az = _guard(np.where(multi, az_multi[k], az_single), A[k])
         lvl = level_db + 10 * np.log10(np.clip(share_direct, 1e-6, 1.0))
+        on = alive[k] & active
+        if bin_level is not None and on.any():
+            # its ups and downs are those of the bins it holds; its mean level (which
+            # ranks the sources) stays the peak heights' share
+            b = np.maximum(bin_level[k], -120.0)
+            lvl = b + float(np.mean(lvl[on]) - np.mean(b[on]))
         act = active & alive[k] & (share > 0.15)
         o = _track_output(az, act, False, lvl, np.where(multi, heights[k], rel_single))
         if o:

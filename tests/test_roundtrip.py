@@ -120,3 +120,24 @@ def test_bad_input_exits_2_and_leaves_outputs_alone(tmp_path, capsys):
     assert exc.value.code == 2
     assert "MODE" in capsys.readouterr().err
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["keep.json"]
+
+
+@pytest.mark.parametrize("seed", [32, 43, 76, 109])
+def test_a_static_source_beside_an_approaching_one_keeps_its_own_level(seed):
+    """Layout -> audio -> analysis: the static source's level comes from the bins it holds,
+    so the approaching neighbour (up to 9 dB louder by the end, and found only once it
+    is loud enough) does not make it approach too."""
+    from spa2v.roundtrip import roundtrip_layout
+
+    spec = make_scene("approaching_and_static", seed)
+    trip = roundtrip_layout(scene_layout(spec), fmt="binaural", seed=seed)
+    found = {s["position"]: s["motion"] for s in trip.analysis["sources"]}
+    moving, static = spec.sources
+    assert len(trip.analysis["sources"]) == 2
+    for src, label in ((moving, "approaching"), (static, "static")):
+        az = src.azimuth_deg[0]
+        near = min(trip.analysis["sources"],
+                   key=lambda s, az=az: abs(s["mean_azimuth_deg"] - az))
+        assert abs(near["mean_azimuth_deg"] - az) < 10.0
+        assert near["motion"] == label, (src.name, near["motion"])
+    assert found
