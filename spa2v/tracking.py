@@ -544,6 +544,7 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
         if not shadow:
             kept.append(t)
     tracks = kept[:max_sources]
+    _unbounce(tracks)
     frames = np.arange(T)
     out = []
     for t in tracks:
@@ -554,6 +555,60 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
         alive = (frames >= tc[0] - win / 2.0) & (frames <= tc[-1] + win / 2.0)
         out.append(np.where(alive, wrap_deg(track) if circular else track, np.nan))
     return out
+
+
+BOUNCE_MIN_CLOSING_DEG = 40.0
+BOUNCE_MIN_TURN_DEG = 10.0
+"""Two tracks that close in on each other by at least ``CLOSING`` degrees and part again
+by as much, each moving at least ``TURN`` degrees towards the other and as much away,
+are read as two sources that passed each other."""
+
+
+def _unbounce(tracks: list[dict]) -> None:
+    """Swap the halves of two tracks that meet and turn back: sources that cross.
+
+    Near each other, two sources' window peaks merge and repel (the GCC-PHAT of two close
+    delays, the histogram of two close directions), so that two sources crossing each
+    other look like two that approach, touch and turn back.  Real sources pass each other
+    far more often than they bounce, so where two tracks close in and part again (see
+    ``BOUNCE_MIN_TURN_DEG``), the tracks exchange their parts after the window where they
+    are closest.  A static source gives no turn, so a source passing a static one is left
+    as it is.
+    """
+    turn = BOUNCE_MIN_TURN_DEG
+    for i in range(len(tracks)):
+        for j in range(i + 1, len(tracks)):
+            a, b = tracks[i], tracks[j]
+            pa, pb = dict(zip(a["win"], a["az"], strict=True)), dict(zip(b["win"], b["az"],
+                                                                        strict=True))
+            common = sorted(set(pa) & set(pb))
+            if len(common) < 5:
+                continue
+            xa = np.array([pa[w] for w in common])
+            xb = np.array([pb[w] for w in common])
+            d = angle_diff_deg(xa, xb)
+            if np.any(np.sign(d) != np.sign(d[0])):
+                continue  # they crossed: nothing to mend
+            m = int(np.argmin(np.abs(d)))
+            if m < 2 or m > len(common) - 3:
+                continue
+            sa = np.sign(d[0])  # a lies on this side of b
+            ta0 = -sa * angle_diff_deg(xa[m], xa[0])  # a's travel towards b, then away
+            ta1 = sa * angle_diff_deg(xa[-1], xa[m])
+            tb0 = sa * angle_diff_deg(xb[m], xb[0])
+            tb1 = -sa * angle_diff_deg(xb[-1], xb[m])
+            closing, opening = abs(d[0]) - abs(d[m]), abs(d[-1]) - abs(d[m])
+            if min(closing, opening) < BOUNCE_MIN_CLOSING_DEG or min(ta0, ta1, tb0, tb1) < turn:
+                continue
+            cut = common[m]
+            for key in ("win", "az"):
+                ka = [v for w, v in zip(a["win"], a[key], strict=True) if w <= cut]
+                kb = [v for w, v in zip(b["win"], b[key], strict=True) if w <= cut]
+                ra = [v for w, v in zip(a["win"], a[key], strict=True) if w > cut]
+                rb = [v for w, v in zip(b["win"], b[key], strict=True) if w > cut]
+                a[key + "_new"], b[key + "_new"] = ka + rb, kb + ra
+            for t in (a, b):
+                t["win"], t["az"] = t.pop("win_new"), t.pop("az_new")
 
 
 # =========================================================================== frame estimates

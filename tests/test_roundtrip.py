@@ -141,3 +141,15 @@ def test_a_static_source_beside_an_approaching_one_keeps_its_own_level(seed):
         assert abs(near["mean_azimuth_deg"] - az) < 10.0
         assert near["motion"] == label, (src.name, near["motion"])
     assert found
+
+
+@pytest.mark.parametrize(("fmt", "seed"), [("binaural", 41), ("foa", 30), ("foa", 96)])
+def test_two_sources_crossing_each_other_keep_their_ways(fmt, seed):
+    """Near each other two sources' window peaks merge and repel, so two crossing sources
+    look like two that meet and turn back; the tracks are mended into two crossings."""
+    from spa2v.roundtrip import roundtrip_layout
+
+    spec = make_scene("two_crossing", seed)
+    trip = roundtrip_layout(scene_layout(spec), fmt=fmt, seed=seed)
+    motions = sorted(s["motion"] for s in trip.analysis["sources"])
+    assert motions == ["left_to_right", "right_to_left"]
