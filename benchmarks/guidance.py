@@ -27,6 +27,12 @@ wall time the run would take on an idle core: steadier on a shared machine). The
 runs at its defaults (40 steps, guidance in the first 10, up to 5 energy iterations,
 background weight 4) unless told otherwise.
 
+Models: the ``tiny`` presets every test uses (three resolution levels), or the ``tiny4``
+presets (``--model tiny4,tiny4-animatediff``): the four levels and block types of
+ModelScope (Stable Diffusion 1.5 for AnimateDiff), at 64 x 64 pixels the latent grid of
+ModelScope at 256 x 256, so the guidance pass stops where it does in a real model; or
+checkpoint directories.
+
 Run: ``python benchmarks/guidance.py [--model tiny,tiny-animatediff] [--size 64x64]
 [--frames 8] [--steps 40] [--threads 1] [--rounds 2] [--repeat 1]``
 """
@@ -246,7 +252,8 @@ def main() -> None:
     parser.add_argument(
         "--model",
         default="tiny,tiny-animatediff",
-        help="comma-separated: tiny (UNet3D), tiny-animatediff or checkpoint directories",
+        help="comma-separated: tiny (UNet3D), tiny-animatediff, tiny4, tiny4-animatediff "
+        "(four resolution levels, as the real models) or checkpoint directories",
     )
     parser.add_argument("--size", default="64x64", help="sampler size WxH (default 64x64)")
     parser.add_argument("--frames", type=int, default=8)

@@ -258,6 +258,58 @@ def test_default_layers_are_mid_and_lowest_resolution_up_block(unet3d, animatedi
         assert not any("temp" in n or "motion" in n for n in cross_attention_layers(comps.unet))
 
 
+@pytest.mark.parametrize("name", ["tiny4", "tiny4-animatediff"])
+def test_tiny4_presets_have_the_four_levels_of_the_real_models(name):
+    """The benchmark presets: ModelScope's (Stable Diffusion 1.5's) block layout, so the
+    guided layers sit where they do in a real model at 256 x 256 pixels."""
+    from generators.video.diffusion.loading import load_components
+
+    comps = load_components(name)
+    unet = comps.unet
+    assert comps.source == name
+    assert comps.backbone == ("animatediff" if name.endswith("animatediff") else "unet3d")
+    # cross-attention in the three upper levels, none in the lowest
+    assert [hasattr(b, "attentions") for b in unet.down_blocks] == [True, True, True, False]
+    assert [hasattr(b, "attentions") for b in unet.up_blocks] == [False, True, True, True]
+    if comps.backbone == "unet3d":
+        assert [type(b).__name__ for b in unet.down_blocks] == ["CrossAttnDownBlock3D"] * 3 + [
+            "DownBlock3D"
+        ]
+    guided = default_guided_layers(unet)
+    modules = dict(unet.named_modules())
+    positions: dict[str, set[int]] = {}
+
+    def query_positions(name):
+        def hook(module, args):
+            positions.setdefault(name, set()).add(args[0].shape[1])
+
+        return hook
+
+    hooks = [modules[n].register_forward_pre_hook(query_positions(n)) for n in guided]
+    try:
+        out = LayoutSampler(comps).sample(
+            two_objects(),
+            SamplerConfig(
+                guidance="energy",
+                steps=2,
+                guidance_steps=1,
+                max_iterations=2,
+                num_frames=2,
+                size_px=(64, 64),
+            ),
+        )
+    finally:
+        for h in hooks:
+            h.remove()
+    # a 32 x 32 latent, as ModelScope's at 256 x 256: mid block 4 x 4, up_blocks.1 8 x 8
+    assert {n.split(".")[0] for n in guided} == {"mid_block", "up_blocks"}
+    for n in guided:
+        assert positions[n] == ({16} if n.startswith("mid_block.") else {64}), n
+    assert out.energies[0][1] < out.energies[0][0]
+    with pytest.raises(ValueError, match="levels"):
+        build_tiny("unet3d", levels=5)
+
+
 def test_masks_follow_boxes_at_each_resolution():
     boxes = np.array([[[0.25, 0.5, 0.75, 1.0]]])
     m = box_masks(boxes, np.array([[True]]), 4, 8).reshape(4, 8)

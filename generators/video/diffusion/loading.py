@@ -33,9 +33,9 @@ from typing import Any
 from spa2v._typing import PathType
 from spa2v.errors import CheckpointError, InputError
 
-PRESETS = ("tiny", "tiny-animatediff")
+PRESETS = ("tiny", "tiny-animatediff", "tiny4", "tiny4-animatediff")
 """``--model`` names that build a tiny random-weight model (:mod:`.tiny`) instead of
-loading a directory."""
+loading a directory; ``tiny4``: with the four resolution levels of the real models."""
 BACKBONES = ("unet3d", "animatediff")
 SAMPLER_FILE = "spa2v_sampler.json"
 DTYPES = ("float32", "float16", "bfloat16")
@@ -242,7 +242,7 @@ def pick_device(name: str | None) -> str:
 
 
 def load_components(model: PathType, *, dtype=None) -> Components:
-    """Load ``tiny`` / ``tiny-animatediff`` (built in code) or a checkpoint directory.
+    """Load a preset of :data:`PRESETS` (built in code) or a checkpoint directory.
 
     Parameters
     ----------
@@ -262,7 +262,11 @@ def load_components(model: PathType, *, dtype=None) -> Components:
 
     dtype = dtype or torch.float32
     if str(model) in PRESETS:
-        comps = build_tiny("animatediff" if str(model) == "tiny-animatediff" else "unet3d")
+        name = str(model)
+        comps = build_tiny(
+            "animatediff" if name.endswith("-animatediff") else "unet3d",
+            levels=4 if name.startswith("tiny4") else 3,
+        )
         return comps.to("cpu", dtype)
     info = check_checkpoint(model)
     try:

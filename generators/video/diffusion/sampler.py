@@ -13,9 +13,16 @@ components, scheduler and seed. On top of it, during the first ``guidance_steps`
     tokens (and stops after the last guided layer), the energy of
     :func:`.attention.layout_energy`, and a gradient step on the latents
     ``z <- z - sqrt(1 - alpha_bar_t) * loss_scale * dE/dz``; it stops early once the
-    energy is at most ``loss_threshold`` (the defaults of LVD's
-    ``latent_backward_guidance``: scale 30, threshold 0.2; the energy sums over frames
-    and heads, so a threshold is specific to a model and frame count). The guided layers
+    energy is at most ``loss_threshold``, checked before each iteration's backward pass
+    (LVD checks, before each iteration, the energy its previous iteration measured, the
+    previous step's included; without an early stop both run ``max_iterations`` forward
+    and backward passes). Scale 30 and threshold 0.2 are the defaults in the signature of
+    LVD's ``latent_backward_guidance`` (inherited from LMD); LVD's ModelScope/Zeroscope
+    script passes scale 5, threshold 200 and TopK fractions 0.75 instead. The energy sums
+    over frames and heads, so a threshold is specific to a model and frame count: 200 is
+    about 0.2 per frame and head of ModelScope's 64 heads and 16 frames, while on the tiny
+    benchmark models the energy stays near 1.6 per frame and head, so neither threshold
+    ends the iterations there. The guided layers
     keep only their queries for the backward pass (:mod:`.maps`), and layers without
     attention (AnimateDiff: also the temporal ones) are recomputed in it rather than kept
     (``recompute``): a guidance iteration then needs about the memory of a plain
@@ -94,9 +101,12 @@ class SamplerConfig:
     max_iterations: int = 5
     """Energy: at most this many gradient steps per guided denoising step."""
     loss_threshold: float = 0.2
-    """Energy: stop iterating once the energy is at most this (LVD's 0.2)."""
+    """Energy: stop iterating once the energy is at most this (0.2: the default of LVD's
+    ``latent_backward_guidance``; its ModelScope script passes 200, see the module
+    docstring)."""
     loss_scale: float = 30.0
-    """Energy: the gradient's factor (LVD's 30)."""
+    """Energy: the gradient's factor (30: the default of LVD's
+    ``latent_backward_guidance``; its ModelScope script passes 5)."""
     bg_weight: float = 4.0
     """Energy: weight of the outside-the-box term."""
     fg_top: float = 0.2

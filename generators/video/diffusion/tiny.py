@@ -34,7 +34,7 @@ spread by several units as in a trained model, and layout guidance has something
 on."""
 
 
-def build_tiny(backbone: str = "unet3d", *, seed: int = 0) -> Components:
+def build_tiny(backbone: str = "unet3d", *, seed: int = 0, levels: int = 3) -> Components:
     """Random-weight components (float32, CPU) for ``backbone`` ``"unet3d"`` or
     ``"animatediff"``; the same ``seed`` gives the same weights.
 
@@ -44,6 +44,15 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0) -> Components:
     so the default guided layers (mid block and the lowest-resolution up block with
     cross-attention) are chosen as in a real checkpoint. The VAE downsamples by 2, so
     32 x 32 pixels are a 16 x 16 latent.
+
+    ``levels=4`` (the ``tiny4`` presets, for benchmarks) copies the real block layout
+    itself: four resolution levels, cross-attention in the three upper ones
+    (``CrossAttnDownBlock3D`` x 3 + ``DownBlock3D`` and the mirrored up path, as in
+    ModelScope; Stable Diffusion 1.5's layout for AnimateDiff), two layers per block as in
+    them, widths 16, 32, 64, 64 (a 1/20 of 320, 640, 1280, 1280: every level costs about
+    the same, as in the real models). At 64 x 64 pixels its latent grid is that of
+    ModelScope at 256 x 256 (32, 16, 8, 4 cells a side), so the guided layers sit at the
+    same resolutions. ``levels=3`` is the ``tiny`` preset every test uses.
     """
     from diffusers import (
         AutoencoderKL,
@@ -57,8 +66,15 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0) -> Components:
 
     if backbone not in ("unet3d", "animatediff"):
         raise ValueError(f"unknown tiny backbone {backbone!r} (unet3d or animatediff)")
+    if levels not in (3, 4):
+        raise ValueError(f"levels must be 3 or 4, got {levels}")
     tokenizer = tiny_tokenizer()
-    channels = (16, 32, 32)
+    channels = (16, 32, 32) if levels == 3 else (16, 32, 64, 64)
+    down = ("CrossAttnDownBlock", "CrossAttnDownBlock", "DownBlock")
+    up = ("UpBlock", "CrossAttnUpBlock", "CrossAttnUpBlock")
+    if levels == 4:
+        down = ("CrossAttnDownBlock", *down)
+        up = (*up, "CrossAttnUpBlock")
     motion_adapter = None
     with torch.random.fork_rng(devices=[]):  # fixed weights, the caller's RNG untouched
         torch.manual_seed(seed)
@@ -67,10 +83,10 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0) -> Components:
                 sample_size=NATIVE_SIZE_PX // 2,
                 in_channels=4,
                 out_channels=4,
-                down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
-                up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+                down_block_types=tuple(f"{b}3D" for b in down),
+                up_block_types=tuple(f"{b}3D" for b in up),
                 block_out_channels=channels,
-                layers_per_block=1,
+                layers_per_block=1 if levels == 3 else 2,
                 norm_num_groups=4,
                 cross_attention_dim=TEXT_DIM,
                 attention_head_dim=4,  # UNet3DConditionModel reads it as the number of heads
@@ -80,17 +96,17 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0) -> Components:
                 sample_size=NATIVE_SIZE_PX // 2,
                 in_channels=4,
                 out_channels=4,
-                down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+                down_block_types=tuple(f"{b}2D" for b in down),
+                up_block_types=tuple(f"{b}2D" for b in up),
                 block_out_channels=channels,
-                layers_per_block=1,
+                layers_per_block=1 if levels == 3 else 2,
                 norm_num_groups=4,
                 cross_attention_dim=TEXT_DIM,
                 attention_head_dim=4,
             )
             motion_adapter = MotionAdapter(
                 block_out_channels=channels,
-                motion_layers_per_block=1,
+                motion_layers_per_block=1 if levels == 3 else 2,
                 motion_norm_num_groups=4,
                 motion_num_attention_heads=2,
                 motion_max_seq_length=32,
@@ -147,5 +163,6 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0) -> Components:
         motion_adapter=motion_adapter,
         native_size_px=(NATIVE_SIZE_PX, NATIVE_SIZE_PX),
         native_frames=NATIVE_FRAMES,
-        source=f"tiny-{backbone}" if backbone != "unet3d" else "tiny",
+        source=("tiny" if levels == 3 else "tiny4")
+        + ("-animatediff" if backbone == "animatediff" else ""),
     )
