@@ -32,6 +32,13 @@ CAR_BOXES = ([0.0, 0.45, 0.45, 0.95], [0.5, 0.45, 0.95, 0.95])
 DOG_BOX = [0.6, 0.05, 0.95, 0.45]
 
 
+def short_energy(num_frames: int, size_px: tuple[int, int], **kw) -> SamplerConfig:
+    """Energy guidance on two steps, the first guided: enough to see the energy fall."""
+    kw.setdefault("max_iterations", 2)
+    return SamplerConfig(guidance="energy", steps=2, guidance_steps=1, num_frames=num_frames,
+                         size_px=size_px, **kw)
+
+
 def two_objects(frame_captions: bool = True, names=("car", "dog")):
     """A car crossing the bottom half left to right; a dog still at the top right."""
     car, dog = names
@@ -191,15 +198,7 @@ def test_recomputing_the_guidance_pass_changes_nothing_but_memory(request, backb
     runs = [
         sampler.sample(
             layout,
-            SamplerConfig(
-                guidance="energy",
-                steps=2,
-                guidance_steps=1,
-                max_iterations=3,
-                num_frames=4,
-                size_px=(32, 32),
-                recompute=recompute,
-            ),
+            short_energy(4, (32, 32), max_iterations=3, recompute=recompute),
             seed=2,
         )
         for recompute in ("none", "light", "temporal", "full")
@@ -212,14 +211,7 @@ def test_recomputing_the_guidance_pass_changes_nothing_but_memory(request, backb
 def test_any_frame_count_and_aspect_ratio(animatediff):
     layout = two_objects()
     sampler = LayoutSampler(animatediff)
-    config = SamplerConfig(
-        guidance="energy",
-        steps=2,
-        guidance_steps=1,
-        max_iterations=2,
-        num_frames=5,
-        size_px=(48, 16),
-    )
+    config = short_energy(5, (48, 16))
     out = sampler.sample(layout, config, seed=1)
     assert out.frames.shape == (5, 16, 48, 3)
     assert np.all(np.isfinite(out.frames)) and np.all(np.isfinite(out.in_box_share))
@@ -234,17 +226,7 @@ def test_bfloat16_weights_sample_on_the_cpu():
 
     comps = load_components("tiny", dtype=torch.bfloat16)
     assert comps.unet.dtype == torch.bfloat16
-    out = LayoutSampler(comps).sample(
-        two_objects(),
-        SamplerConfig(
-            guidance="energy",
-            steps=2,
-            guidance_steps=1,
-            max_iterations=2,
-            num_frames=4,
-            size_px=(32, 32),
-        ),
-    )
+    out = LayoutSampler(comps).sample(two_objects(), short_energy(4, (32, 32)))
     assert out.frames.dtype == np.float32 and np.all(np.isfinite(out.frames))
     assert out.energies[0][1] < out.energies[0][0]
 
@@ -287,17 +269,7 @@ def test_tiny4_presets_have_the_four_levels_of_the_real_models(name):
 
     hooks = [modules[n].register_forward_pre_hook(query_positions(n)) for n in guided]
     try:
-        out = LayoutSampler(comps).sample(
-            two_objects(),
-            SamplerConfig(
-                guidance="energy",
-                steps=2,
-                guidance_steps=1,
-                max_iterations=2,
-                num_frames=2,
-                size_px=(64, 64),
-            ),
-        )
+        out = LayoutSampler(comps).sample(two_objects(), short_energy(2, (64, 64)))
     finally:
         for h in hooks:
             h.remove()
