@@ -382,15 +382,16 @@ def gcc_phat_windows(
     lo, hi = _band_range(band)
     wb = weights[:, lo:hi]
     itds, g = _lag_function(unit[:, lo:hi] * wb, lo, S, n_corr, max_itd_s)
-    stop = np.minimum(starts + win, unit.shape[0])
+    w = window_sums(wb.sum(axis=-1, dtype=np.float64), starts, win)
+    return itds, window_sums(g, starts, win) * (n_corr / (w[:, None] + EPS)), w
 
-    def window_sums(x):
-        c = np.zeros((x.shape[0] + 1,) + x.shape[1:])
-        np.cumsum(x, axis=0, dtype=np.float64, out=c[1:])
-        return c[stop] - c[starts]
 
-    w = window_sums(wb.sum(axis=-1, dtype=np.float64))
-    return itds, window_sums(g) * (n_corr / (w[:, None] + EPS)), w
+def window_sums(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
+    """Sums of ``x`` ``(frames, ...)`` over the windows of frames ``[s, s + win)`` (cut at
+    the last frame), float64 ``(windows, ...)``: one cumulative sum for all windows."""
+    c = np.zeros((x.shape[0] + 1,) + x.shape[1:])
+    np.cumsum(x, axis=0, dtype=np.float64, out=c[1:])
+    return c[np.minimum(starts + win, x.shape[0])] - c[starts]
 
 
 def unit_cross_spectrum(
@@ -767,16 +768,9 @@ def two_channel_cues(
         return TwoChannelCues(lag_itd, gcc, itd, peak, coh, ild, ild_band, w_sum,
                               onset_bins=kept)
     act = np.ones(T, dtype=bool) if active is None else np.asarray(active, dtype=bool)
-    stop = np.minimum(starts + win, T)
-
-    def window_sums(x):
-        csum = np.zeros((T + 1,) + x.shape[1:])
-        np.cumsum(x, axis=0, out=csum[1:])
-        return csum[stop] - csum[starts]
-
     g_on[~act] = 0.0
-    w_win = window_sums(np.where(act, w_sum, 0.0))
-    r_win = window_sums(g_on) * (n_corr / (w_win[:, None] + EPS))
+    w_win = window_sums(np.where(act, w_sum, 0.0), starts, win)
+    r_win = window_sums(g_on, starts, win) * (n_corr / (w_win[:, None] + EPS))
     return TwoChannelCues(lag_itd, gcc, itd, peak, coh, ild, ild_band, w_sum, r_win, w_win,
                           kept)
 

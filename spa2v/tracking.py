@@ -23,6 +23,7 @@ Pipeline (``analyze_signal``):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -258,12 +259,6 @@ def _windows(T: int, hop_s: float, window_s: float = 0.5) -> tuple[np.ndarray, i
     return np.arange(0, max(T - win, 0) + 1, step), win
 
 
-def _window_sums(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
-    """Sums of ``x`` (frames, ...) over the windows ``[s, s + win)``."""
-    csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)])
-    return csum[np.minimum(starts + win, x.shape[0])] - csum[starts]
-
-
 def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sources: int,
                 min_sep_deg: float, rel_height: float,
                 min_height: float = 0.0) -> list[list[tuple[float, float]]]:
@@ -309,7 +304,7 @@ def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s)
     frame_hist = np.bincount(flat, weights=(w_bins * active[:, None]).ravel(),
                              minlength=T * nb).reshape(T, nb)
     starts, win = _windows(T, hop_s)
-    H = gaussian_filter1d(_window_sums(frame_hist, starts, win), sigma=1.5, axis=1,
+    H = gaussian_filter1d(cues.window_sums(frame_hist, starts, win), sigma=1.5, axis=1,
                           mode="wrap" if circular else "nearest")
     peaks = _pick_peaks(H, centres, circular=circular, max_sources=max_sources,
                         min_sep_deg=20.0, rel_height=0.25)
@@ -351,18 +346,17 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
     """
     if not len(starts):
         return peaks
-    n_act = _window_sums(active.astype(np.float64), starts, win)
-    r_all = _window_sums(np.where(active[:, None], r, 0.0), starts, win)
+    n_act = cues.window_sums(active.astype(np.float64), starts, win)
+    r_all = cues.window_sums(np.where(active[:, None], r, 0.0), starts, win)
     r_all /= n_act[:, None] + cues.EPS
     out = []
-    for p, q in zip(peaks, _gcc_window_peaks(itds, r_all, cal, max_sources=max_sources),
-                    strict=True):
+    steady = _gcc_window_peaks(itds, r_all, cal, max_sources=max_sources)
+    for start, p, q in zip(starts, peaks, steady, strict=True):
         p = list(p)
         for az, h in q:
             if (len(p) < max_sources and h >= STEADY_MIN_HEIGHT
                     and all(abs(az - a) > 20.0 for a, _h in p)):
-                rc = _steady_coherence(unit, active, starts[len(out)], win, cal,
-                                       [a for a, _h in p], az)
+                rc = _steady_coherence(unit, active, start, win, cal, [a for a, _h in p], az)
                 if rc < STEADY_MIN_R:
                     continue  # a wall's image: the bins left are diffuse
                 p.append((az, min(h, p[0][1]) if p else h))
@@ -378,14 +372,18 @@ def _steady_coherence(unit, active, start, win, cal, found_az, az) -> float:
     if not u.size:
         return 0.0
     keep = np.ones(u.shape, dtype=bool)
-    for a in found_az:
-        k = int(np.clip(round(a - AZ_GRID[0]), 0, AZ_GRID.size - 1))
-        keep &= (u * cal.steer[k, :nf]).real <= np.cos(0.6)
-    k = int(np.clip(round(az - AZ_GRID[0]), 0, AZ_GRID.size - 1))
+    for k in _grid_index(np.asarray(found_az, dtype=float)):
+        keep &= (u * cal.steer[k, :nf]).real <= np.cos(RESIDUAL_TOL_RAD[1])
     n = keep.sum()
     if n == 0:
         return 0.0
+    k = _grid_index(np.asarray(az, dtype=float))
     return float(((u * cal.steer[k, :nf]).real * keep).sum() / n)
+
+
+def _grid_index(az_deg: np.ndarray) -> np.ndarray:
+    """The nearest ``AZ_GRID`` row of each azimuth (clipped to the grid)."""
+    return np.clip(np.round(az_deg - AZ_GRID[0]).astype(np.int64), 0, AZ_GRID.size - 1)
 
 
 RESIDUAL_F_MAX_HZ = 3000.0
@@ -454,7 +452,7 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     def set_aside(az_w, wins):
         """Zero the weight of bins explained by sources at ``az_w`` in windows ``wins``."""
         k_of[:] = -1
-        k_of[wins] = np.clip(np.round(az_w - AZ_GRID[0]).astype(np.int64), 0, AZ_GRID.size - 1)
+        k_of[wins] = _grid_index(az_w)
         sel = np.nonzero((k_of[e_win] >= 0) & (e_w > 0))[0]
         if not sel.size:
             return
@@ -660,15 +658,10 @@ def _unbounce(tracks: list[dict]) -> None:
             closing, opening = abs(d[0]) - abs(d[m]), abs(d[-1]) - abs(d[m])
             if min(closing, opening) < BOUNCE_MIN_CLOSING_DEG or min(ta0, ta1, tb0, tb1) < turn:
                 continue
-            cut = common[m]
+            # windows ascend: each track keeps its part up to the cut, then takes the other's
+            ia, ib = bisect_right(a["win"], common[m]), bisect_right(b["win"], common[m])
             for key in ("win", "az"):
-                ka = [v for w, v in zip(a["win"], a[key], strict=True) if w <= cut]
-                kb = [v for w, v in zip(b["win"], b[key], strict=True) if w <= cut]
-                ra = [v for w, v in zip(a["win"], a[key], strict=True) if w > cut]
-                rb = [v for w, v in zip(b["win"], b[key], strict=True) if w > cut]
-                a[key + "_new"], b[key + "_new"] = ka + rb, kb + ra
-            for t in (a, b):
-                t["win"], t["az"] = t.pop("win_new"), t.pop("az_new")
+                a[key], b[key] = a[key][:ia] + b[key][ib:], b[key][:ib] + a[key][ia:]
 
 
 # =========================================================================== frame estimates
@@ -929,15 +922,16 @@ def _resolve_tracks(track_az, az_bins, w_bins, az_single, rel_single, active, le
     return out
 
 
-def _track_bin_energy(track_az, unit, p_low, cal: HeadCalibration) -> np.ndarray:
-    """Each track's share of the low bins' power per frame, ``(tracks, frames)``: a bin
-    goes to the live track whose direction explains its interaural phase best (the head
-    model's, within 1 rad), as in DUET's time-frequency masks."""
+def _track_bin_energy(track_az, unit, p_low, cal: HeadCalibration
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Each track's power of the low bins per frame, ``(tracks, frames)``, and all their
+    power, ``(frames,)``: a bin goes to the live track whose direction explains its
+    interaural phase best (the head model's, within 1 rad), as in DUET's time-frequency
+    masks."""
     A = np.stack(track_az)
     K, T = A.shape
     nf = unit.shape[1]
-    k_idx = np.clip(np.round(np.nan_to_num(A, nan=0.0) - AZ_GRID[0]).astype(np.int64), 0,
-                    AZ_GRID.size - 1)
+    k_idx = _grid_index(np.nan_to_num(A, nan=0.0))
     match = np.empty((K, T, nf), dtype=np.float32)
     for k in range(K):
         match[k] = (unit * cal.steer[k_idx[k], :nf]).real

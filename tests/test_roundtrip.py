@@ -131,7 +131,6 @@ def test_a_static_source_beside_an_approaching_one_keeps_its_own_level(seed):
 
     spec = make_scene("approaching_and_static", seed)
     trip = roundtrip_layout(scene_layout(spec), fmt="binaural", seed=seed)
-    found = {s["position"]: s["motion"] for s in trip.analysis["sources"]}
     moving, static = spec.sources
     assert len(trip.analysis["sources"]) == 2
     for src, label in ((moving, "approaching"), (static, "static")):
@@ -140,7 +139,6 @@ def test_a_static_source_beside_an_approaching_one_keeps_its_own_level(seed):
                    key=lambda s, az=az: abs(s["mean_azimuth_deg"] - az))
         assert abs(near["mean_azimuth_deg"] - az) < 10.0
         assert near["motion"] == label, (src.name, near["motion"])
-    assert found
 
 
 @pytest.mark.parametrize(("fmt", "seed"), [("binaural", 41), ("foa", 30), ("foa", 96)])
