@@ -394,14 +394,21 @@ RESIDUAL_TOL_RAD = (1.2, 0.6, 0.5)
 model's for its direction, or within the third of the source's own phase in that bin: the
 mean phase, over the window, of the bins within the first (wide) tolerance of the model's,
 so that a head other than the model's still explains its own bins."""
+RESIDUAL_SUB_BLOCKS = 5
+RESIDUAL_SPEEDS_DEG_S = (0.0, -30.0, 30.0, -60.0, 60.0, -90.0, 90.0)
+"""The residual's steered response is taken along these sweeps (window centre plus speed
+times time), over this many sub-blocks of the window, each steered as one."""
 RESIDUAL_MIN_R = 0.6
 RESIDUAL_MIN_SHARE = 0.05
+RESIDUAL_MIN_BINS = 10.0
 """A residual peak counts as a source when its steered response is at least ``MIN_R`` (a
-coherent direction) over bins holding at least ``MIN_SHARE`` of the window's weight."""
+coherent direction) over bins holding at least ``MIN_SHARE`` of the window's weight, and
+as much as ``MIN_BINS`` bins of equal weight would (a handful of bins fits some sweep
+whatever their phases)."""
 
 
 def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibration, freqs, *,
-                           max_sources):
+                           max_sources, hop_s=cues.DEFAULT_HOP_S):
     """Add the sources that the window GCC-PHAT hides to each window's peaks.
 
     The GCC-PHAT weighs every bin alike, so a source that holds only a few bins (a siren or
@@ -410,6 +417,8 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     and the source's own phase in that bin) are set aside; the head-model steered
     response of the remaining bins then peaks at the hidden source, which is accepted when
     coherent enough over enough of the window's weight, and its bins are set aside in turn.
+    Sources move: each steered response is the best over straight sweeps across the window
+    (``RESIDUAL_SPEEDS_DEG_S``), and each source's bins are set aside along its sweep.
     Its height is its steered response times the root of its share of the weight, in the
     units of the window's strongest GCC-PHAT peak.
     """
@@ -440,23 +449,52 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     def window_sums(x):
         return np.bincount(e_win, x, minlength=n_w)
 
-    def steered(wins):
-        """Re(sum over the window's frames of unit * weight, steered), per window x az."""
-        z_re = np.bincount(key, e_re * e_w, minlength=n_w * nf).reshape(n_w, nf)[wins]
-        z_im = np.bincount(key, e_im * e_w, minlength=n_w * nf).reshape(n_w, nf)[wins]
-        return z_re @ s_re.T - z_im @ s_im.T
+    # a moving source sweeps its window (a crossing at 45 deg/s, 20 degrees: a radian of
+    # interaural phase at 1 kHz): the residual is also steered along straight sweeps, per
+    # sub-block of the window, each at its own direction
+    n_sub = max(1, min(RESIDUAL_SUB_BLOCKS, win))
+    e_sub = np.minimum((t_e - starts[e_win]) * n_sub // win, n_sub - 1)
+    key_sub = (e_sub * n_w + e_win) * nf + e_bin
+    sub_t_s = ((np.arange(n_sub) + 0.5) * win / n_sub - win / 2.0) * hop_s
+    grid = np.arange(AZ_GRID.size)
+
+    # steering as one real matrix: Re(z * s) = [Re z, Im z] @ [Re s, -Im s]
+    s_cat = np.concatenate([s_re, -s_im], axis=1).T.astype(np.float32)
+    speeds = np.asarray(RESIDUAL_SPEEDS_DEG_S, dtype=np.float64)
+    shifts = np.round(speeds[:, None] * sub_t_s[None, :]).astype(np.int64)  # (speeds, subs)
+    rows = np.clip(grid[None, None, :] + shifts[:, :, None], 0, grid.size - 1)
+    subs = np.arange(n_sub)[None, :, None]
+
+    def steered_moving(wins):
+        """Re(sum over the window's frames of unit * weight, steered) per window x az (the
+        sweep's centre), the best over the sweeps ``RESIDUAL_SPEEDS_DEG_S``, and the speed
+        that gave it."""
+        n_z = n_sub * n_w * nf
+        z = np.empty((n_sub, n_w, 2 * nf), dtype=np.float32)
+        z[..., :nf] = np.bincount(key_sub, e_re * e_w, minlength=n_z).reshape(n_sub, n_w, nf)
+        z[..., nf:] = np.bincount(key_sub, e_im * e_w, minlength=n_z).reshape(n_sub, n_w, nf)
+        M = np.ascontiguousarray((z[:, wins] @ s_cat).transpose(0, 2, 1))  # (subs, az, wins)
+        R = M[subs, rows].sum(axis=1)  # (speeds, az, windows): each sweep's response
+        return R.max(axis=0).T.astype(np.float64), speeds[R.argmax(axis=0)].T
 
     w0 = window_sums(e_w) + cues.EPS
     k_of = np.full(n_w, -1, dtype=np.int64)
 
-    def set_aside(az_w, wins):
-        """Zero the weight of bins explained by sources at ``az_w`` in windows ``wins``."""
+    speed_of = np.zeros(n_w)
+
+    def set_aside(az_w, wins, speed_deg_s=0.0):
+        """Zero the weight of bins explained by sources at ``az_w`` (window centres,
+        sweeping at ``speed_deg_s``) in windows ``wins``."""
         k_of[:] = -1
         k_of[wins] = _grid_index(az_w)
+        speed_of[:] = 0.0
+        speed_of[wins] = speed_deg_s
         sel = np.nonzero((k_of[e_win] >= 0) & (e_w > 0))[0]
         if not sel.size:
             return
-        k, bn, kk = k_of[e_win[sel]], e_bin[sel], key[sel]
+        shift = np.round(speed_of[e_win[sel]] * sub_t_s[e_sub[sel]]).astype(np.int64)
+        k = np.clip(k_of[e_win[sel]] + shift, 0, AZ_GRID.size - 1)
+        bn, kk = e_bin[sel], key[sel]
         ur, ui, w = e_re[sel], e_im[sel], e_w[sel]
         c = ur * s_re[k, bn] - ui * s_im[k, bn]  # cos of the mismatch with the head model
         wm = w * (c > cos_wide)
@@ -469,8 +507,10 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     out = [list(p) for p in peaks]
     top = np.array([p[0][1] if p else 0.0 for p in peaks])
     # the found sources' directions, refined on the head model's steered response (the
-    # GCC-PHAT peak maps through the broadband ITD table, a degree or two off)
-    R0 = steered(slice(None))
+    # GCC-PHAT peak maps through the broadband ITD table, a degree or two off), and their
+    # sweeps over the window
+    R0, v0 = steered_moving(np.arange(n_w))
+    half_s = 0.5 * win * hop_s
     span = [[(az, az) for az, _h in p] for p in peaks]  # each source's range over its window
     for j in range(max_sources):
         wins = np.array([wi for wi, p in enumerate(peaks) if len(p) > j], dtype=np.int64)
@@ -478,8 +518,11 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
             continue
         az_j = np.array([peaks[wi][j][0] for wi in wins])
         near = np.abs(AZ_GRID[None, :] - az_j[:, None]) <= 6.0
-        az_j = AZ_GRID[np.argmax(np.where(near, R0[wins], -np.inf), axis=1)]
-        set_aside(az_j, wins)
+        k_j = np.argmax(np.where(near, R0[wins], -np.inf), axis=1)
+        az_j, v_j = AZ_GRID[k_j], v0[wins, k_j]
+        set_aside(az_j, wins, v_j)
+        for wi, a, v in zip(wins.tolist(), az_j.tolist(), v_j.tolist(), strict=True):
+            span[wi][j] = (a - abs(v) * half_s, a + abs(v) * half_s)
         # a moving source sweeps its window: its directions half a window before and
         # after (the neighbouring windows' nearest peaks) explain bins too
         for side in (-1, 1):
@@ -499,11 +542,12 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
         room = np.array([0 < len(p) < max_sources for p in out])
         w_left = window_sums(e_w)
         share = w_left / w0
-        room &= share >= RESIDUAL_MIN_SHARE
+        n_eff = w_left ** 2 / (window_sums(e_w.astype(np.float64) ** 2) + cues.EPS)
+        room &= (share >= RESIDUAL_MIN_SHARE) & (n_eff >= RESIDUAL_MIN_BINS)
         if not room.any():
             break
         wins = np.nonzero(room)[0]
-        R = steered(wins)
+        R, speed = steered_moving(wins)
         R /= w_left[wins][:, None] + cues.EPS
         for i, wi in enumerate(wins.tolist()):  # never next to a source already found
             for j, (az, _h) in enumerate(out[wi]):
@@ -511,6 +555,7 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
                 R[i, (AZ_GRID > lo - 20.0) & (AZ_GRID < hi + 20.0)] = -1.0
         k = np.argmax(R, axis=1)
         r_k = R[np.arange(wins.size), k]
+        v_k = speed[np.arange(wins.size), k]
         ok = r_k >= RESIDUAL_MIN_R
         if not ok.any():
             break
@@ -519,7 +564,7 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
         for i in np.nonzero(ok)[0]:
             wi = int(wins[i])
             out[wi].append((float(az_new[i]), float(top[wi] * r_k[i] * np.sqrt(share[wi]))))
-        set_aside(az_new[ok], wins[ok])
+        set_aside(az_new[ok], wins[ok], v_k[ok])
     return out
 
 
@@ -572,12 +617,15 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
             t = live[ti]
             t["win"].append(wi)
             t["az"].append(peaks[pi][0])
-            t["mass"] += peaks[pi][1]
+            t["h"].append(peaks[pi][1])
             t["last"] = wi
         for pi, p in enumerate(peaks):
             if pi not in used_p:
-                tracks.append({"win": [wi], "az": [p[0]], "mass": p[1], "last": wi})
+                tracks.append({"win": [wi], "az": [p[0]], "h": [p[1]], "last": wi})
 
+    tracks = _stitch(tracks)
+    for t in tracks:
+        t["mass"] = float(sum(t["h"]))
     total = sum(t["mass"] for t in tracks) or 1.0
     min_windows = 2 if len(peaks_per_win) > 2 else 1
     tracks = [t for t in tracks if len(t["win"]) >= min_windows and t["mass"] >= 0.08 * total]
@@ -613,6 +661,58 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
         alive = (frames >= tc[0] - win / 2.0) & (frames <= tc[-1] + win / 2.0)
         out.append(np.where(alive, wrap_deg(track) if circular else track, np.nan))
     return out
+
+
+STITCH_MAX_OVERLAP = 3
+STITCH_MAX_DEG = 10.0
+
+
+def _stitch(tracks: list[dict]) -> list[dict]:
+    """Join a track to one that takes over from it at the same azimuth.
+
+    Where a source's direct sound fades for a moment (a pause, a room's reflections
+    taking over), its windows' peaks scatter and the linker may follow a stray one: the
+    track goes astray while a new one starts, and a little later resumes where the first
+    was.  A track that starts at most ``STITCH_MAX_OVERLAP`` windows before another ends,
+    and whose first peaks after it lie within ``STITCH_MAX_DEG`` of that one's last peaks
+    before it, continues it; in the windows where both live, the peak nearer their common
+    azimuth is kept.
+    """
+    def median(x):
+        return float(np.median(x)) if len(x) else np.nan
+
+    merged = True
+    while merged:
+        merged = False
+        for a in tracks:
+            for b in tracks:
+                if b is a or b["win"][0] <= a["win"][0] or b["win"][-1] <= a["win"][-1]:
+                    continue
+                s_b, e_a = b["win"][0], a["win"][-1]
+                n_over = sum(1 for w in a["win"] if w >= s_b)
+                if not 1 <= n_over <= STITCH_MAX_OVERLAP:
+                    continue
+                a_pre = [z for w, z in zip(a["win"], a["az"], strict=True) if w < s_b][-3:]
+                b_post = [z for w, z in zip(b["win"], b["az"], strict=True) if w > e_a][:3]
+                if len(a_pre) < 2 or len(b_post) < 2:
+                    continue
+                ref = 0.5 * (median(a_pre) + median(b_post))
+                if abs(median(a_pre) - median(b_post)) > STITCH_MAX_DEG:
+                    continue
+                pa = {w: (z, h) for w, z, h in zip(a["win"], a["az"], a["h"], strict=True)}
+                pb = {w: (z, h) for w, z, h in zip(b["win"], b["az"], b["h"], strict=True)}
+                wins = sorted(set(pa) | set(pb))
+                chosen = [min((p for p in (pa.get(w), pb.get(w)) if p is not None),
+                              key=lambda p: abs(p[0] - ref)) for w in wins]
+                a["win"], a["az"], a["h"] = (wins, [c[0] for c in chosen],
+                                             [c[1] for c in chosen])
+                a["last"] = wins[-1]
+                tracks.remove(b)
+                merged = True
+                break
+            if merged:
+                break
+    return tracks
 
 
 BOUNCE_MIN_CLOSING_DEG = 40.0
@@ -660,7 +760,7 @@ def _unbounce(tracks: list[dict]) -> None:
                 continue
             # windows ascend: each track keeps its part up to the cut, then takes the other's
             ia, ib = bisect_right(a["win"], common[m]), bisect_right(b["win"], common[m])
-            for key in ("win", "az"):
+            for key in ("win", "az", "h"):
                 a[key], b[key] = a[key][:ia] + b[key][ib:], b[key][:ib] + a[key][ia:]
 
 
@@ -773,7 +873,8 @@ def analyze_signal(
                 peaks = _add_steady_peaks(peaks, itds, r, active, starts, win, cal,
                                           max_sources=max_sources, unit=unit)
                 peaks = _residual_window_peaks(peaks, unit, w_res * active[:, None], starts,
-                                               win, cal, S.freqs, max_sources=max_sources)
+                                               win, cal, S.freqs, max_sources=max_sources,
+                                               hop_s=hop_s)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
             if not track_az:
