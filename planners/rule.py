@@ -252,6 +252,8 @@ class RulePlanner:
         n_ok = np.bincount(k_of, weights=ok.astype(np.float64), minlength=n_key)
         frac = np.where(n_all > 0, n_ok / np.maximum(n_all, 1.0), np.nan)
         active = _fill_nearest(frac, times) >= self.min_active_fraction
+        if not active.any():
+            return None  # sounding in no keyframe's window long enough to be shown
 
         w = ok.astype(np.float64)
         w_az = az_ok.astype(np.float64)

@@ -298,6 +298,16 @@ def test_never_active_source_is_dropped():
     assert [o.id for o in layout.objects] == [0, 1]
 
 
+def test_a_source_too_brief_for_any_keyframe_is_dropped():
+    """Active for 0.06 s: under ``min_active_fraction`` of every keyframe's window."""
+    n = int(DURATION_S / HOP_S)
+    t = np.arange(n) * HOP_S
+    blip = (t >= 1.02) & (t < 1.08)
+    result = analysis(source(40.0, -25.0, sid=0), source(-40.0, -28.0, sid=1, active=blip))
+    layout = PLANNER.plan(result, labels=["dog", "cat"])
+    assert [(o.name, o.source) for o in layout.objects] == [("dog", 0)]
+
+
 def test_missing_azimuths_and_silent_frames_are_tolerated():
     src = source(30.0)
     src["azimuth_deg"][10:30] = [None] * 20
