@@ -311,6 +311,107 @@ def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s)
     return peaks, starts, win
 
 
+FOA_SUBSPACE_BAND_HZ = (100.0, 4000.0)
+FOA_BAND_BINS = 2
+FOA_SUBSPACE_RATIO = 0.1
+FOA_SHARPNESS = 8.0
+FOA_AZ_STEP_DEG = 2.0
+"""FOA source detection: covariances over bands of ``BAND_BINS`` bins within
+``BAND_HZ`` and an analysis window; a second eigenvector joins the signal subspace at
+``RATIO`` of the first eigenvalue; each band's projection spectrum is raised to
+``SHARPNESS`` (a first-order pattern is broad) on an azimuth grid of ``AZ_STEP_DEG``.
+Measured on the 110-scene round trip: bands of 1, 2, 4 and 8 bins gave 82.0, 84.7, 83.3
+and 83.3 % motion agreement; ratios 0.03, 0.1 and 0.3 gave 80.7, 83.3 and 75.3 %."""
+
+
+def _foa_subspace_peaks(S, active, *, max_sources, hop_s):
+    """Peaks of the FOA subspace spectrum over short windows.
+
+    Per window and band of bins, the spatial covariance of the four channels; its signal
+    subspace (the eigenvectors whose eigenvalues reach ``FOA_SUBSPACE_RATIO`` of the
+    largest, at most two) holds each source's steering vector wherever one or two sources
+    share the band: the projection of the horizontal steering vector on it is 1 at each
+    source and less between them (the intensity vector of a bin that two sources share
+    points between them).  Each band adds its projections, sharpened, weighted by the
+    power above the noise subspace's.
+    """
+    T = S.X.shape[1]
+    f = S.freqs
+    lo, hi = np.searchsorted(f, FOA_SUBSPACE_BAND_HZ)
+    nb = max(1, (hi - lo) // FOA_BAND_BINS)
+    hi = lo + nb * FOA_BAND_BINS
+    x = S.X[:, :, lo:hi] * active[None, :, None]
+    x = x.reshape(4, T, nb, FOA_BAND_BINS)
+    starts, win = _windows(T, hop_s)
+    # covariance per frame and band (summed over the band's bins), then per window
+    C = np.einsum("itbk,jtbk->tbij", x, np.conj(x))
+    c = np.zeros((T + 1,) + C.shape[1:], dtype=np.complex128)
+    np.cumsum(C, axis=0, out=c[1:])
+    Cw = c[np.minimum(starts + win, T)] - c[starts]  # (windows, bands, 4, 4)
+    lam, vec = np.linalg.eigh(Cw)  # ascending
+    lam = np.maximum(lam, 0.0)
+    top = lam[..., 3]
+    k2 = lam[..., 2] >= FOA_SUBSPACE_RATIO * top
+    az = np.deg2rad(np.arange(-180.0, 180.0, FOA_AZ_STEP_DEG) + FOA_AZ_STEP_DEG / 2)
+    steer = np.stack([np.ones_like(az), np.sin(az), np.zeros_like(az), np.cos(az)]) / np.sqrt(2)
+    p1 = np.abs(np.einsum("wbi,ia->wba", np.conj(vec[..., 3]), steer)) ** 2
+    p2 = np.abs(np.einsum("wbi,ia->wba", np.conj(vec[..., 2]), steer)) ** 2
+    proj = p1 + np.where(k2[..., None], p2, 0.0)
+    noise = lam[..., 0]
+    signal = np.where(k2, lam[..., 3] + lam[..., 2] - 2 * noise, lam[..., 3] - noise)
+    weight = signal / (lam.sum(-1) + cues.EPS)
+    P = np.clip(proj, 0, 1) ** FOA_SHARPNESS
+    H = np.einsum("wb,wba->wa", weight, P)
+    centres = np.rad2deg(az)
+    H = gaussian_filter1d(H, sigma=1.5, axis=1, mode="wrap")
+    peaks = _pick_peaks(H, centres, circular=True, max_sources=max_sources,
+                        min_sep_deg=20.0, rel_height=0.25)
+    return _foa_residual_peaks(peaks, P, weight, k2, centres, max_sources), starts, win
+
+
+FOA_RESIDUAL_MIN_R = 0.4
+FOA_RESIDUAL_MIN_SHARE = 0.05
+
+
+def _foa_residual_peaks(peaks, P, weight, k2, centres, max_sources):
+    """Add the sources the subspace spectrum hides beside a stronger one.
+
+    Every band votes alike, so a source holding few bands (a siren beside an engine)
+    makes no peak of its own.  The single-source bands that the found directions explain
+    are set aside; the spectrum of the rest, over its own weight (``R``, 1 where every
+    band points at one direction), peaks at a hidden source, accepted at
+    ``FOA_RESIDUAL_MIN_R`` over at least ``FOA_RESIDUAL_MIN_SHARE`` of the weight.
+    """
+    step = centres[1] - centres[0]
+    out = [list(p) for p in peaks]
+    alive = weight > 0
+    total = weight.sum(axis=1) + cues.EPS
+    top = np.array([p[0][1] if p else 0.0 for p in peaks])
+    for _ in range(max_sources):
+        for wi, p in enumerate(out):  # the found sources' single-source bands
+            for a, _h in p:
+                k = int(np.clip((a - centres[0]) / step + 0.5, 0, centres.size - 1))
+                alive[wi] &= P[wi, :, k] < 0.5
+        w_left = weight * alive
+        left = w_left.sum(axis=1)
+        H = gaussian_filter1d(np.einsum("wb,wba->wa", w_left, P), sigma=1.5, axis=1,
+                              mode="wrap") / (left[:, None] + cues.EPS)
+        added = False
+        for wi, p in enumerate(out):
+            if not p or len(p) >= max_sources or left[wi] < FOA_RESIDUAL_MIN_SHARE * total[wi]:
+                continue
+            h = H[wi].copy()
+            for a, _h in p:
+                h[np.abs(angle_diff_deg(centres, a)) < 20.0] = -1.0
+            k = int(np.argmax(h))
+            if h[k] >= FOA_RESIDUAL_MIN_R:
+                p.append((float(centres[k]), float(top[wi] * h[k] * np.sqrt(left[wi] / total[wi]))))
+                added = True
+        if not added:
+            break
+    return out
+
+
 def _gcc_window_peaks(itds, r_win, cal: HeadCalibration, *, max_sources):
     """Peaks of window-averaged GCC-PHAT functions ``(windows, lags)``, as azimuths.
 
@@ -922,8 +1023,8 @@ def analyze_signal(
         cue_block.update(azimuth_deg=az_frame, elevation_deg=el_frame, diffuseness=diff)
         if not active.any():
             return result([])
-        peaks, starts, win = _hist_window_peaks(az_b, w_b, active, circular=True,
-                                                max_sources=max_sources, hop_s=hop_s)
+        peaks, starts, win = _foa_subspace_peaks(S, active, max_sources=max_sources,
+                                                 hop_s=hop_s)
         track_az = _link_tracks(peaks, starts, win, T, circular=True, max_sources=max_sources, hop_s=hop_s)
         if not track_az:
             return result([])
@@ -1153,7 +1254,9 @@ def _resolve_foa(track_az, az_b, el_b, w_b, active, level_w, diff):
     for k in range(K):
         m = ((nearest == k) & gate) * w_b
         sx, sy, sz = (m * ux).sum(-1), (m * uy).sum(-1), (m * uz).sum(-1)
-        az = np.rad2deg(np.arctan2(sy, sx))
+        # a bin two sources share points between them: beside another source the track's
+        # own direction (the subspace spectrum's peaks) is the better estimate
+        az = np.rad2deg(np.arctan2(sy, sx)) if K == 1 else np.where(alive[k], A[k], 0.0)
         el = np.rad2deg(np.arctan2(sz, np.hypot(sx, sy)))
         share = m.sum(-1) / tot
         act = active & alive[k] & (share > 0.15)

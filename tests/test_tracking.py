@@ -214,13 +214,10 @@ def test_stereo_tangent_law():
 # ----------------------------------------------------------------------------- several sources
 
 
-@pytest.mark.parametrize("fmt", [
-    "binaural",
-    pytest.param("foa", marks=pytest.mark.xfail(strict=True, reason=(
-        "known limitation, issue 3 open: FOA bins where two harmonic sources overlap point "
-        "between them and the histogram keeps that phantom"))),
-])
+@pytest.mark.parametrize("fmt", ["binaural", "foa"])
 def test_two_engines_on_opposite_sides(fmt):
+    """FOA: bins where the two engines' harmonics overlap point between them; the
+    windows' signal subspaces hold both directions, so no phantom appears there."""
     y = _scene([SceneSource(_src("engine", seed=1), Trajectory.static(45.0)),
                 SceneSource(_src("engine", seed=2), Trajectory.static(-45.0))], fmt)
     an = tracking.analyze_signal(y, SR, fmt)
