@@ -573,17 +573,25 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     rows = np.clip(grid[None, None, :] + shifts[:, :, None], 0, grid.size - 1)
     subs = np.arange(n_sub)[None, :, None]
 
-    def steered_moving(wins):
-        """Re(sum over the window's frames of unit * weight, steered) per window x az (the
-        sweep's centre), the best over the sweeps ``RESIDUAL_SPEEDS_DEG_S``, and the speed
-        that gave it."""
+    def sweep_products(wins):
+        """Re(sum over each sub-block's frames of unit * weight, steered): (sub-blocks, az,
+        windows ``wins``)."""
         n_z = n_sub * n_w * nf
         z = np.empty((n_sub, n_w, 2 * nf), dtype=np.float32)
         z[..., :nf] = np.bincount(key_sub, e_re * e_w, minlength=n_z).reshape(n_sub, n_w, nf)
         z[..., nf:] = np.bincount(key_sub, e_im * e_w, minlength=n_z).reshape(n_sub, n_w, nf)
-        M = np.ascontiguousarray((z[:, wins] @ s_cat).transpose(0, 2, 1))  # (subs, az, wins)
-        R = M[subs, rows].sum(axis=1)  # (speeds, az, windows): each sweep's response
-        return R.max(axis=0).T.astype(np.float64), speeds[R.argmax(axis=0)].T
+        return np.ascontiguousarray((z[:, wins] @ s_cat).transpose(0, 2, 1))
+
+    def best_sweep(M, cols=None, wsel=None):
+        """The steered response along the best of the sweeps ``RESIDUAL_SPEEDS_DEG_S`` per
+        window x az (the sweep's centre), and the speed that gave it; at grid rows
+        ``cols`` (windows ``wsel`` of ``M``, a few rows each) instead of every row."""
+        if cols is None:
+            R = M[subs, rows].sum(axis=1)  # (speeds, az, windows)
+            return R.max(axis=0).T.astype(np.float64), speeds[R.argmax(axis=0)].T
+        r = np.clip(cols[None, None] + shifts[:, :, None, None], 0, grid.size - 1)
+        R = M[subs[..., None], r, wsel[None, None, :, None]].sum(axis=1)  # (speeds, win, col)
+        return R.max(axis=0).astype(np.float64), speeds[R.argmax(axis=0)]
 
     w0 = window_sums(e_w) + cues.EPS
     k_of = np.full(n_w, -1, dtype=np.int64)
@@ -617,17 +625,20 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     # the found sources' directions, refined on the head model's steered response (the
     # GCC-PHAT peak maps through the broadband ITD table, a degree or two off), and their
     # sweeps over the window
-    R0, v0 = steered_moving(np.arange(n_w))
+    M0 = sweep_products(np.arange(n_w))
+    near = np.arange(-6, 7)
     half_s = 0.5 * win * hop_s
     span = [[(az, az) for az, _h in p] for p in peaks]  # each source's range over its window
     for j in range(max_sources):
         wins = np.array([wi for wi, p in enumerate(peaks) if len(p) > j], dtype=np.int64)
         if not wins.size:
             continue
-        az_j = np.array([peaks[wi][j][0] for wi in wins])
-        near = np.abs(AZ_GRID[None, :] - az_j[:, None]) <= 6.0
-        k_j = np.argmax(np.where(near, R0[wins], -np.inf), axis=1)
-        az_j, v_j = AZ_GRID[k_j], v0[wins, k_j]
+        cols = np.clip(_grid_index(np.array([peaks[wi][j][0] for wi in wins]))[:, None]
+                       + near, 0, grid.size - 1)
+        R, v = best_sweep(M0, cols, wins)
+        best = np.argmax(R, axis=1)
+        az_j = AZ_GRID[cols[np.arange(wins.size), best]]
+        v_j = v[np.arange(wins.size), best]
         set_aside(az_j, wins, v_j)
         for wi, a, v in zip(wins.tolist(), az_j.tolist(), v_j.tolist(), strict=True):
             span[wi][j] = (a - abs(v) * half_s, a + abs(v) * half_s)
@@ -655,7 +666,7 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
         if not room.any():
             break
         wins = np.nonzero(room)[0]
-        R, speed = steered_moving(wins)
+        R, speed = best_sweep(sweep_products(wins))
         R /= w_left[wins][:, None] + cues.EPS
         for i, wi in enumerate(wins.tolist()):  # never next to a source already found
             for j, (az, _h) in enumerate(out[wi]):
