@@ -7,8 +7,9 @@ Pipeline (``analyze_signal``):
    GCC-PHAT function (only ITDs a head can produce) with every bin weighted by its
    onset strength (``cues.onset_weights``: the precedence effect; the direct sound
    leads the room's reflections and reverberation, so they cannot pose as sources);
-   studio stereo and FOA from weighted azimuth histograms of per-bin directions (the
-   bin's level difference through the stereophonic tangent law; the active intensity).
+   studio stereo from a weighted azimuth histogram of per-bin directions (the bin's
+   level difference through the stereophonic tangent law); FOA from the signal-subspace
+   spectrum of each window's covariance per band (``_foa_subspace_peaks``).
 3. Window peaks linked into up to ``max_sources`` tracks that survive pauses.
 4. Per frame and track, a direction: where one track is alive, from all bins (binaural:
    GCC-PHAT ITD and high-frequency ILD through the calibrated head model, fused by
@@ -293,7 +294,7 @@ def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sourc
 
 
 def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s):
-    """Peaks of weighted azimuth histograms over short windows (stereo, FOA)."""
+    """Peaks of weighted azimuth histograms over short windows (stereo)."""
     T = az_bins.shape[0]
     lo, hi = (-180.0, 180.0) if circular else (-90.0, 90.0)
     width = 2.0
