@@ -293,10 +293,10 @@ def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sourc
     return out
 
 
-def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s):
-    """Peaks of weighted azimuth histograms over short windows (stereo)."""
+def _hist_window_peaks(az_bins, w_bins, active, *, max_sources, hop_s):
+    """Peaks of weighted azimuth histograms over short windows (stereo, -90..90 deg)."""
     T = az_bins.shape[0]
-    lo, hi = (-180.0, 180.0) if circular else (-90.0, 90.0)
+    lo, hi = -90.0, 90.0
     width = 2.0
     nb = int(round((hi - lo) / width))
     centres = lo + width * (np.arange(nb) + 0.5)
@@ -306,8 +306,8 @@ def _hist_window_peaks(az_bins, w_bins, active, *, circular, max_sources, hop_s)
                              minlength=T * nb).reshape(T, nb)
     starts, win = _windows(T, hop_s)
     H = gaussian_filter1d(cues.window_sums(frame_hist, starts, win), sigma=1.5, axis=1,
-                          mode="wrap" if circular else "nearest")
-    peaks = _pick_peaks(H, centres, circular=circular, max_sources=max_sources,
+                          mode="nearest")
+    peaks = _pick_peaks(H, centres, circular=False, max_sources=max_sources,
                         min_sep_deg=20.0, rel_height=0.25)
     return peaks, starts, win
 
@@ -395,11 +395,13 @@ def _foa_residual_peaks(peaks, P, weight, k2, centres, max_sources):
     alive = weight > 0
     total = weight.sum(axis=1) + cues.EPS
     top = np.array([p[0][1] if p else 0.0 for p in peaks])
+    done = [0] * len(out)  # peaks whose bands are already set aside, per window
     for _ in range(max_sources):
         for wi, p in enumerate(out):  # the found sources' single-source bands
-            for a, _h in p:
+            for a, _h in p[done[wi]:]:
                 k = int(np.clip((a - centres[0]) / step + 0.5, 0, centres.size - 1))
                 alive[wi] &= P[wi, :, k] < 0.5
+            done[wi] = len(p)
         w_left = weight * alive
         left = w_left.sum(axis=1)
         H = gaussian_filter1d(np.einsum("wb,wba->wa", w_left, P), sigma=1.5, axis=1,
@@ -798,9 +800,7 @@ def _stitch(tracks: list[dict]) -> list[dict]:
     before it, continues it; in the windows where both live, the peak nearer their common
     azimuth is kept.
     """
-    def median(x):
-        return float(np.median(x)) if len(x) else np.nan
-
+    median = np.median
     merged = True
     while merged:
         merged = False
@@ -1012,7 +1012,7 @@ def analyze_signal(
         else:
             cal = None
             az_bins, w_bins = _bin_directions_stereo(S)
-            peaks, starts, win = _hist_window_peaks(az_bins, w_bins, active, circular=False,
+            peaks, starts, win = _hist_window_peaks(az_bins, w_bins, active,
                                                     max_sources=max_sources, hop_s=hop_s)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)

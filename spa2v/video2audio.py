@@ -45,7 +45,7 @@ from spa2v.classes import GENERIC, class_names
 from spa2v.conventions import Camera, angle_diff_deg, fold_front
 from spa2v.errors import InputError
 from spa2v.layout import SceneLayout
-from spa2v.visual import VisualTrack, endpoint_change
+from spa2v.visual import VisualTrack, endpoint_change, mark_overlaps
 
 DEFAULT_NAME = GENERIC.name
 """The name of a track no label names ("sound source": a noise source)."""
@@ -235,15 +235,7 @@ def merge_parts(tracks: list[VisualTrack], *, grow: float = PART_GROW,
             kept.append(tr)
     out = [replace(t, id=i) for i, t in enumerate(kept)]
     if len(out) < len(tracks):  # a dropped part no longer hides its object's size
-        for t in out:
-            t.overlapped = np.zeros(len(t.times), bool)
-            for o in out:
-                if o is not t:
-                    with np.errstate(invalid="ignore"):
-                        t.overlapped |= ((t.boxes[:, 0] < o.boxes[:, 2])
-                                         & (o.boxes[:, 0] < t.boxes[:, 2])
-                                         & (t.boxes[:, 1] < o.boxes[:, 3])
-                                         & (o.boxes[:, 1] < t.boxes[:, 3]))
+        mark_overlaps(out, len(out[0].times))
     return out
 
 

@@ -573,11 +573,11 @@ def track_objects(
                     meta={"cue": "colour" if stream >= 0 else "motion"})
         for i, (_, stream, boxes, centers, active) in enumerate(kept)
     ]
-    _mark_overlaps(out, n)
+    mark_overlaps(out, n)
     return out
 
 
-def _mark_overlaps(tracks: list[VisualTrack], n: int) -> None:
+def mark_overlaps(tracks: list[VisualTrack], n: int) -> None:
     """Set each track's ``overlapped`` frames: where its box touches another track's."""
     for tr in tracks:
         tr.overlapped = np.zeros(n, bool)
@@ -755,5 +755,5 @@ def link_detections(
                     meta={"cue": "detector", "query": int(query)})
         for i, (_, query, boxes, centers, active) in enumerate(kept)
     ]
-    _mark_overlaps(out, n)
+    mark_overlaps(out, n)
     return out

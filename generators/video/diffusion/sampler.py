@@ -61,7 +61,7 @@ from generators.video.diffusion.attention import (
     restore,
     select_layers,
 )
-from generators.video.diffusion.checkpointing import checkpointed
+from generators.video.diffusion.checkpointing import POLICIES, checkpointed
 from generators.video.diffusion.conditioning import (
     FrameConditioning,
     build_conditioning,
@@ -73,7 +73,7 @@ from spa2v.layout import SceneLayout
 
 GUIDANCE_MODES = ("energy", "mask", "none")
 SCHEDULERS = ("ddim", "dpm++")
-RECOMPUTE = ("none", "light", "temporal", "full")
+RECOMPUTE = ("none", *POLICIES)
 
 
 @dataclass

@@ -78,6 +78,7 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0, levels: int = 3) -> C
     motion_adapter = None
     with torch.random.fork_rng(devices=[]):  # fixed weights, the caller's RNG untouched
         torch.manual_seed(seed)
+        layers = 1 if levels == 3 else 2  # per block: ModelScope and SD 1.5 have two
         if backbone == "unet3d":
             unet = UNet3DConditionModel(
                 sample_size=NATIVE_SIZE_PX // 2,
@@ -86,7 +87,7 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0, levels: int = 3) -> C
                 down_block_types=tuple(f"{b}3D" for b in down),
                 up_block_types=tuple(f"{b}3D" for b in up),
                 block_out_channels=channels,
-                layers_per_block=1 if levels == 3 else 2,
+                layers_per_block=layers,
                 norm_num_groups=4,
                 cross_attention_dim=TEXT_DIM,
                 attention_head_dim=4,  # UNet3DConditionModel reads it as the number of heads
@@ -99,14 +100,14 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0, levels: int = 3) -> C
                 down_block_types=tuple(f"{b}2D" for b in down),
                 up_block_types=tuple(f"{b}2D" for b in up),
                 block_out_channels=channels,
-                layers_per_block=1 if levels == 3 else 2,
+                layers_per_block=layers,
                 norm_num_groups=4,
                 cross_attention_dim=TEXT_DIM,
                 attention_head_dim=4,
             )
             motion_adapter = MotionAdapter(
                 block_out_channels=channels,
-                motion_layers_per_block=1 if levels == 3 else 2,
+                motion_layers_per_block=layers,
                 motion_norm_num_groups=4,
                 motion_num_attention_heads=2,
                 motion_max_seq_length=32,
