@@ -694,6 +694,15 @@ MAX_SPEED_DEG_S = 90.0
 """Fastest azimuth change a track's prediction assumes."""
 
 
+HEIGHT_PENALTY_DEG = 20.0
+"""Where a peak could go to several tracks, a track whose recent peaks (their median) are
+less than half its height counts as this many degrees farther per factor e beyond that
+half.  A room's reflection makes a weak track whose predicted path, from its scattered
+peaks, can pass the strong source's next peak closer than the source's own track's does;
+the two peaks of crossing sources that merge into one peak are at most about twice either
+source's height, so they are not penalised."""
+
+
 def _track_velocity(t: dict, max_step: float, n: int = 4) -> float:
     """Azimuth change per window of a track over its last ``n`` peaks (a line fit).
 
@@ -724,12 +733,15 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
         # each track is expected where its recent motion leads (sources that cross each
         # other keep their ways instead of bouncing off)
         pred = [t["az"][-1] + _track_velocity(t, max_step) * (wi - t["last"]) for t in live]
+        # a weak track does not take a peak far stronger than its own (HEIGHT_PENALTY_DEG)
+        h_t = [2.0 * float(np.median(t["h"][-3:])) + cues.EPS for t in live]
         pairs = sorted(
-            (abs((p[0] - pred[ti] + 180.0) % 360.0 - 180.0), pi, ti)
-            for pi, p in enumerate(peaks) for ti, t in enumerate(live)
-        )
+            ((abs((p[0] - pred[ti] + 180.0) % 360.0 - 180.0),
+              HEIGHT_PENALTY_DEG * max(0.0, float(np.log((p[1] + cues.EPS) / h_t[ti]))), pi, ti)
+             for pi, p in enumerate(peaks) for ti in range(len(live))),
+            key=lambda x: x[0] + x[1])
         used_p, used_t = set(), set()
-        for d, pi, ti in pairs:
+        for d, _penalty, pi, ti in pairs:
             # a source may move on during a pause: the gate widens with the gap (60 deg/s)
             gate = gate_deg + 60.0 * step_s * (wi - live[ti]["last"] - 1)
             if d > gate or pi in used_p or ti in used_t:
