@@ -24,6 +24,8 @@ Pipeline (``analyze_signal``):
 
 from __future__ import annotations
 
+import math
+
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -645,21 +647,6 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
         set_aside(az_j, wins, v_j)
         for wi, a, v in zip(wins.tolist(), az_j.tolist(), v_j.tolist(), strict=True):
             span[wi][j] = (a - abs(v) * half_s, a + abs(v) * half_s)
-        # a moving source sweeps its window: its directions half a window before and
-        # after (the neighbouring windows' nearest peaks) explain bins too
-        for side in (-1, 1):
-            w_n, az_n = [], []
-            for wi, a in zip(wins.tolist(), az_j.tolist(), strict=True):
-                if 0 <= wi + side < n_w and out[wi + side]:
-                    q = min((abs(x - a), x) for x, _h in out[wi + side])
-                    if 3.0 <= q[0] <= 30.0:
-                        mid = 0.5 * (q[1] + a)
-                        w_n.append(wi)
-                        az_n.append(mid)
-                        lo, hi = span[wi][j]
-                        span[wi][j] = (min(lo, mid), max(hi, mid))
-            if w_n:
-                set_aside(np.asarray(az_n), np.asarray(w_n, dtype=np.int64))
     for _ in range(max_sources):
         room = np.array([0 < len(p) < max_sources for p in out])
         w_left = window_sums(e_w)
@@ -703,6 +690,13 @@ the two peaks of crossing sources that merge into one peak are at most about twi
 source's height, so they are not penalised."""
 
 
+def _recent_height(h: list[float]) -> float:
+    """Median of a track's last three peak heights (plain Python: it runs per live track
+    per window)."""
+    x = sorted(h[-3:])
+    return x[len(x) // 2] if len(x) % 2 else 0.5 * (x[0] + x[1])
+
+
 def _track_velocity(t: dict, max_step: float, n: int = 4) -> float:
     """Azimuth change per window of a track over its last ``n`` peaks (a line fit).
 
@@ -734,10 +728,10 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
         # other keep their ways instead of bouncing off)
         pred = [t["az"][-1] + _track_velocity(t, max_step) * (wi - t["last"]) for t in live]
         # a weak track does not take a peak far stronger than its own (HEIGHT_PENALTY_DEG)
-        h_t = [2.0 * float(np.median(t["h"][-3:])) + cues.EPS for t in live]
+        h_t = [2.0 * _recent_height(t["h"]) + cues.EPS for t in live]
         pairs = sorted(
             ((abs((p[0] - pred[ti] + 180.0) % 360.0 - 180.0),
-              HEIGHT_PENALTY_DEG * max(0.0, float(np.log((p[1] + cues.EPS) / h_t[ti]))), pi, ti)
+              HEIGHT_PENALTY_DEG * max(0.0, math.log((p[1] + cues.EPS) / h_t[ti])), pi, ti)
              for pi, p in enumerate(peaks) for ti in range(len(live))),
             key=lambda x: x[0] + x[1])
         used_p, used_t = set(), set()
