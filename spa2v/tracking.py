@@ -25,7 +25,6 @@ Pipeline (``analyze_signal``):
 from __future__ import annotations
 
 import math
-
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
