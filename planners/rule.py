@@ -8,7 +8,10 @@ Each analysed source becomes an object whose box follows from three measured tra
 - **size** from the class size prior (``spa2v.classes``) over the relative distance:
   linear size ``∝ 1 / r``, where ``r`` is the analysis' ``distance_rel`` track when it
   has one, else the direct-path law on smoothed loudness, ``r = 10^(-(L - L_ref) / 20)``
-  (+6 dB halves the distance and doubles the box's width and height).
+  (+6 dB halves the distance and doubles the box's width and height).  The analysis'
+  motion label has the last word on a change of distance: a source it labels static
+  keeps its size, and one it labels approaching or receding whose track's ends do not
+  show that change gets a steady 6 dB one (``_agree_with_label``).
 - **y** from a ground plane: ground objects stand below a horizon, their bottom edge
   lower the nearer they are (``bottom = horizon + offset / r``); flying ones sit above
   it, higher for a higher FOA elevation when the analysis has one.
@@ -33,7 +36,14 @@ import numpy as np
 from planners.captions import FrameMention, ObjectSummary, frame_caption, global_caption
 from spa2v._typing import FloatArray
 from spa2v.classes import GENERIC, SoundClass, find_all, lookup
-from spa2v.conventions import Camera, fold_front, motion_label, position_label
+from spa2v.conventions import (
+    DISTANCE_MIN_CHANGE_DB,
+    MOTION_LABELS,
+    Camera,
+    fold_front,
+    motion_label,
+    position_label,
+)
 from spa2v.errors import InputError
 from spa2v.layout import CameraSpec, SceneLayout, frame_count, layout_from_dict
 
@@ -53,6 +63,7 @@ class _Track:
     distance_rel: FloatArray | None
     mean_loudness_db: float
     behind_flag: bool
+    motion: str | None = None
 
 
 class RulePlanner:
@@ -300,6 +311,7 @@ class RulePlanner:
             distance_rel=distance,
             mean_loudness_db=float(np.mean(src["loudness_db"][ok])),
             behind_flag=src["behind"],
+            motion=src["motion"],
         )
 
     def class_size(self, cls: SoundClass) -> tuple[float, float]:
@@ -326,6 +338,7 @@ class RulePlanner:
         act = np.flatnonzero(tr.active & np.isfinite(r_raw) & (r_raw > 0))
         start = act[: max(1, int(round(self.start_window_s * fps)))] if act.size else [0]
         r_rel = np.clip(r_raw / float(np.median(r_raw[start])), lo, hi)
+        r_rel = _agree_with_label(r_rel, tr.active, tr.motion)
         # A quieter source than the loudest sits a little farther back (half the 1/r law).
         depth_scale = float(np.clip(10.0 ** (-(tr.mean_loudness_db - loud_ref) / 40.0), 1.0, 1.7))
         r = r_rel * depth_scale
@@ -374,6 +387,36 @@ class RulePlanner:
 
 
 # --------------------------------------------------------------------------- helpers
+LABELLED_CHANGE_DB = 2.0 * DISTANCE_MIN_CHANGE_DB
+"""The distance change drawn for a source the analysis labels approaching or receding
+where its distance track does not show one as large as the label's threshold (in a room
+the reverberation holds the level up, so the track moves less than the direct sound)."""
+
+
+def _agree_with_label(r_rel: FloatArray, active: np.ndarray, motion: str | None) -> FloatArray:
+    """Make a relative-distance track tell the analysis' motion label.
+
+    The analysis judges a change of distance on the whole track (a level trend that stands
+    out from the level's ups and downs, confirmed by direct-sound cues in a room); the
+    distance track's first and last keyframes alone can disagree with it.  A source
+    labelled static keeps its size; one labelled approaching or receding whose track
+    does not change by ``DISTANCE_MIN_CHANGE_DB`` that way gets a steady change of
+    ``LABELLED_CHANGE_DB`` over its active keyframes instead.  Crossings (and unlabelled
+    sources) keep their track.
+    """
+    ka = np.flatnonzero(active)
+    if motion == "static":
+        return np.ones_like(r_rel)
+    if motion not in ("approaching", "receding") or ka.size < 2:
+        return r_rel
+    sign = 1.0 if motion == "approaching" else -1.0
+    change_db = -20.0 * np.log10(r_rel[ka[-1]] / r_rel[ka[0]])
+    if sign * change_db >= DISTANCE_MIN_CHANGE_DB:
+        return r_rel
+    frac = np.clip((np.arange(r_rel.size) - ka[0]) / (ka[-1] - ka[0]), 0.0, 1.0)
+    return 10.0 ** (-sign * LABELLED_CHANGE_DB * frac / 20.0)
+
+
 def _describe(s: ObjectSummary) -> str:
     if s.motion in ("left_to_right", "right_to_left"):
         text = f"{s.name}, moving from the {s.start} to the {s.end}"
@@ -547,6 +590,9 @@ def _read_analysis(analysis: Any) -> tuple[float, list[dict[str, Any]]]:
             for key in ("elevation_deg", "distance_rel"):
                 v = src.get(key)
                 arrays[key] = None if v is None else _series(v, n, key)
+            motion = src.get("motion")
+            if motion is not None and motion not in MOTION_LABELS:
+                raise ValueError(f"motion: {motion!r} is not one of {', '.join(MOTION_LABELS)}")
         except KeyError as exc:
             raise InputError(f"{p}: missing field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
@@ -565,6 +611,7 @@ def _read_analysis(analysis: Any) -> tuple[float, list[dict[str, Any]]]:
                 "id": int(src.get("id", i)),
                 "times": times,
                 "behind": bool(src.get("behind", False)),
+                "motion": motion,
                 **arrays,
             }
         )

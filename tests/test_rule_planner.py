@@ -9,7 +9,7 @@ import pytest
 
 from planners.captions import FrameMention, ObjectSummary, frame_caption, global_caption
 from planners.rule import RulePlanner
-from spa2v.conventions import Camera
+from spa2v.conventions import Camera, motion_label
 from spa2v.errors import InputError
 from spa2v.layout import SceneLayout, load_layout, save_layout
 
@@ -47,7 +47,8 @@ def source(
         "active": act.tolist(),
         "mean_azimuth_deg": float(np.mean(az)),
         "position": "center",
-        "motion": "static",
+        # what the analysis would say of these ramps
+        "motion": motion_label(float(az1 - az0), float(l1 - l0)),
         "behind": False,
         "confidence": 0.9,
     }
@@ -115,7 +116,7 @@ def test_approach_grows_the_box(label: str):
 
 
 def test_approach_of_six_db_doubles_the_linear_size():
-    src = source(0.0, -30.0)
+    src = source(0.0, -30.0, motion="approaching")
     t = np.asarray(src["times"])
     src["loudness_db"] = np.where(t < 2.0, -30.0, -24.0).tolist()
     layout = PLANNER.plan(analysis(src), labels=["cat"])
@@ -126,7 +127,7 @@ def test_approach_of_six_db_doubles_the_linear_size():
 
 
 def test_loudness_noise_does_not_move_the_size_reference():
-    src = source(0.0, -30.0)
+    src = source(0.0, -30.0, motion=None)  # unlabelled: the size follows the loudness
     rng = np.random.default_rng(3)
     src["loudness_db"] = (-30.0 + rng.normal(0.0, 2.0, len(src["times"]))).tolist()
     layout = PLANNER.plan(analysis(src), labels=["car"])
@@ -145,9 +146,41 @@ def test_receding_shrinks_the_box():
     assert "moves away" in layout.caption
 
 
+def test_a_source_the_analysis_labels_static_keeps_its_size():
+    """A 5 dB level drift that the analysis judged no change of distance (a talker's
+    phrases): the box stays the same size, as the label says."""
+    layout = PLANNER.plan(analysis(source(20.0, (-30.0, -25.0), motion="static")),
+                          labels=["person"])
+    widths = np.array([b[2] - b[0] for b in boxes_of(layout, 0)])
+    assert np.ptp(widths) < 1e-9
+    assert layout.meta["motions"] == ["static"]
+
+
+@pytest.mark.parametrize(("motion", "loudness_db", "growth"), [
+    ("approaching", (-30.0, -30.0), (1.9, 2.1)),  # a room held the level up: nothing to see
+    ("approaching", (-30.0, -32.0), (1.9, 2.1)),  # the track even fell at its ends
+    ("receding", (-30.0, -29.0), (0.48, 0.53)),
+    ("approaching", (-30.0, -18.0), (2.5, 4.1)),  # a track that shows the change is kept
+])
+def test_a_labelled_change_of_distance_is_drawn(motion, loudness_db, growth):
+    """The analysis' approaching/receding verdict (level trend confirmed by direct-sound
+    cues) shows in the boxes even where the level track's ends do not show it: as a
+    steady 6 dB change (twice the linear size), or as the track where that shows more."""
+    layout = PLANNER.plan(analysis(source(-25.0, loudness_db, motion=motion)), labels=["car"])
+    widths = np.array([b[2] - b[0] for b in boxes_of(layout, 0)])
+    assert growth[0] <= widths[-1] / widths[0] <= growth[1]
+    assert np.all(np.sign(np.diff(widths)) * np.sign(widths[-1] - widths[0]) >= -1e-9)
+    assert layout.meta["motions"] == [motion]
+
+
+def test_an_unknown_motion_label_is_an_input_error():
+    with pytest.raises(InputError, match=r"sources\[0\]\.motion: 'orbiting' is not one of"):
+        PLANNER.plan(analysis(source(0.0, motion="orbiting")), labels=["car"])
+
+
 def test_a_quiet_onset_does_not_blow_up_the_rest_of_the_clip():
     # The first frames hold the onset (a fade-in, the travel time): 30 dB quieter.
-    src = source(0.0, -20.0)
+    src = source(0.0, -20.0, motion=None)  # unlabelled: the size follows the loudness
     loud = np.asarray(src["loudness_db"])
     loud[:3] -= 30.0
     src["loudness_db"] = loud.tolist()
@@ -159,7 +192,8 @@ def test_a_quiet_onset_does_not_blow_up_the_rest_of_the_clip():
 
 def test_distance_track_is_used_when_present():
     dist = np.linspace(1.0, 0.5, int(DURATION_S / HOP_S)).tolist()
-    layout = PLANNER.plan(analysis(source(0.0, -30.0, distance_rel=dist)), labels=["piano"])
+    layout = PLANNER.plan(analysis(source(0.0, -30.0, distance_rel=dist, motion="approaching")),
+                          labels=["piano"])
     a = np.array(boxes_of(layout, 0))
     assert (a[-1, 2] - a[-1, 0]) / (a[0, 2] - a[0, 0]) == pytest.approx(1.0 / 0.53, rel=0.05)
     assert layout.meta["distance_from"] == ["distance_rel"]

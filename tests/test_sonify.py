@@ -21,7 +21,7 @@ from generators.audio.sonify import (
 from planners.rule import RulePlanner
 from spa2v.analysis import analyze_array
 from spa2v.cli import main
-from spa2v.conventions import Camera, fold_front
+from spa2v.conventions import Camera, fold_front, motion_label
 from spa2v.errors import InputError
 from spa2v.layout import layout_from_dict, save_layout
 
@@ -38,7 +38,8 @@ def source(azimuth_deg, loudness_db=(-30.0, -30.0), **extra) -> dict:
     d = {"id": 0, "times": t.round(4).tolist(),
          "azimuth_deg": (az0 + (az1 - az0) * t / t[-1]).tolist(), "elevation_deg": None,
          "loudness_db": (l0 + (l1 - l0) * t / t[-1]).tolist(), "active": [True] * t.size,
-         "mean_azimuth_deg": float((az0 + az1) / 2), "position": "center", "motion": "static",
+         "mean_azimuth_deg": float((az0 + az1) / 2), "position": "center",
+         "motion": motion_label(float(az1 - az0), float(loudness_db[1] - loudness_db[0])),
          "behind": False, "confidence": 0.9}
     d.update(extra)
     return d
