@@ -318,10 +318,15 @@ FOA_BAND_BINS = 2
 FOA_SUBSPACE_RATIO = 0.1
 FOA_SHARPNESS = 8.0
 FOA_AZ_STEP_DEG = 2.0
+FOA_EL_GRID_DEG = (0.0, 30.0, 60.0)
 """FOA source detection: covariances over bands of ``BAND_BINS`` bins within
 ``BAND_HZ`` and an analysis window; a second eigenvector joins the signal subspace at
 ``RATIO`` of the first eigenvalue; each band's projection spectrum is raised to
-``SHARPNESS`` (a first-order pattern is broad) on an azimuth grid of ``AZ_STEP_DEG``.
+``SHARPNESS`` (a first-order pattern is broad) on an azimuth grid of ``AZ_STEP_DEG``,
+each azimuth at the best of the elevations ``EL_GRID_DEG`` (a plane 27 degrees up has a
+projection of 0.89 on the horizontal steering vector, 0.41 once sharpened, and beside a car
+on the ground was missed; on the round trip, FOA motion agreement 90.0 % with the horizontal
+plane alone, 94.0 % with these three elevations, 92.7 % with -20 to 80 in steps of 20).
 Measured on the 110-scene round trip: bands of 1, 2, 4 and 8 bins gave 82.0, 84.7, 83.3
 and 83.3 % motion agreement; ratios 0.03, 0.1 and 0.3 gave 80.7, 83.3 and 75.3 %."""
 
@@ -355,21 +360,38 @@ def _foa_subspace_peaks(S, active, *, max_sources, hop_s):
     top = lam[..., 3]
     k2 = lam[..., 2] >= FOA_SUBSPACE_RATIO * top
     az = np.deg2rad(np.arange(-180.0, 180.0, FOA_AZ_STEP_DEG) + FOA_AZ_STEP_DEG / 2)
-    steer = np.stack([np.ones_like(az), np.sin(az), np.zeros_like(az), np.cos(az)]) / np.sqrt(2)
-    # |e^H a|^2 of the two leading eigenvectors (the steering vectors are real)
-    e = vec[..., 2:].swapaxes(-1, -2).reshape(-1, 4)  # (windows * bands * 2, channels)
-    p = ((e.real @ steer) ** 2 + (e.imag @ steer) ** 2).reshape(vec.shape[:2] + (2, -1))
-    proj = p[..., 1, :] + np.where(k2[..., None], p[..., 0, :], 0.0)
+    # the two leading eigenvectors, the second zeroed where it is not signal
+    e = vec[..., 2:].swapaxes(-1, -2) * np.stack([k2, np.ones_like(k2)], axis=-1)[..., None]
+    e = e.reshape(-1, 4)  # (windows * bands * 2, channels: W, Y, Z, X)
+    e_re, e_im = np.ascontiguousarray(e.real), np.ascontiguousarray(e.imag)
+    # e^H a for the real steering vector a = (1, cos el sin az, sin el, cos el cos az) / root 2:
+    # the horizontal part's product, shared by every elevation, then one update per elevation
+    r2 = np.float32(np.sqrt(0.5))
+    horiz = (np.stack([np.sin(az), np.cos(az)]) * r2).astype(np.float32)
+    h_re, h_im = e_re[:, [1, 3]] @ horiz, e_im[:, [1, 3]] @ horiz
+    P = None
+    for el in np.deg2rad(FOA_EL_GRID_DEG):  # each azimuth's best elevation
+        c, z = np.float32(np.cos(el)), np.float32(np.sin(el)) * r2
+        p_re = h_re * c
+        p_re += (e_re[:, 0] * r2 + e_re[:, 2] * z)[:, None]
+        np.square(p_re, out=p_re)
+        p_im = h_im * c
+        p_im += (e_im[:, 0] * r2 + e_im[:, 2] * z)[:, None]
+        np.square(p_im, out=p_im)
+        p_re += p_im
+        # |e^H a|^2 summed over the signal subspace's eigenvectors
+        p_el = p_re.reshape(vec.shape[:2] + (2, -1)).sum(axis=2)
+        np.clip(p_el, 0.0, 1.0, out=p_el)
+        if FOA_SHARPNESS == 8.0:  # three squarings: far cheaper than a power
+            p_el *= p_el
+            p_el *= p_el
+            p_el *= p_el
+        else:
+            p_el **= FOA_SHARPNESS
+        P = p_el if P is None else np.maximum(P, p_el, out=P)
     noise = lam[..., 0]
     signal = np.where(k2, lam[..., 3] + lam[..., 2] - 2 * noise, lam[..., 3] - noise)
     weight = signal / (lam.sum(-1) + cues.EPS)
-    P = np.clip(proj, 0.0, 1.0)
-    if FOA_SHARPNESS == 8.0:  # three squarings: far cheaper than a power
-        P *= P
-        P *= P
-        P *= P
-    else:
-        P **= FOA_SHARPNESS
     H = np.einsum("wb,wba->wa", weight, P)
     centres = np.rad2deg(az)
     H = gaussian_filter1d(H, sigma=1.5, axis=1, mode="wrap")
