@@ -367,7 +367,9 @@ class RulePlanner:
         ka = np.flatnonzero(act)
         sweep = float(folded[ka[-1]] - folded[ka[0]])
         level_change = float(-20.0 * np.log10(r_rel[ka[-1]] / r_rel[ka[0]]))
-        motion = motion_label(sweep, level_change)
+        # the analysis' label judges the whole track (medians of its ends, a tested level
+        # trend); the keyframes' ends alone are noisier, so they only stand in for it
+        motion = tr.motion or motion_label(sweep, level_change)
         if motion in ("left_to_right", "right_to_left"):
             start, end = positions[ka[0]], positions[ka[-1]]
         else:

@@ -173,6 +173,20 @@ def test_a_labelled_change_of_distance_is_drawn(motion, loudness_db, growth):
     assert layout.meta["motions"] == [motion]
 
 
+def test_the_analysis_label_names_the_motion_over_a_glitch_at_the_ends():
+    """The last 0.4 s jump 40 degrees (a track's end taken by a reflection): the
+    keyframes' ends read a crossing, the analysis (medians of the track's ends) static."""
+    src = source(30.0, -30.0, motion="static")
+    az = np.asarray(src["azimuth_deg"])
+    az[-20:] = -10.0
+    src["azimuth_deg"] = az.tolist()
+    layout = PLANNER.plan(analysis(src), labels=["dog"])
+    assert layout.meta["motions"] == ["static"]
+    assert "moving from" not in layout.caption
+    unlabelled = PLANNER.plan(analysis({**src, "motion": None}), labels=["dog"])
+    assert unlabelled.meta["motions"] == ["left_to_right"]  # the ends alone
+
+
 def test_an_unknown_motion_label_is_an_input_error():
     with pytest.raises(InputError, match=r"sources\[0\]\.motion: 'orbiting' is not one of"):
         PLANNER.plan(analysis(source(0.0, motion="orbiting")), labels=["car"])
