@@ -704,8 +704,8 @@ MAX_SPEED_DEG_S = 90.0
 
 HEIGHT_PENALTY_DEG = 20.0
 """Where a peak could go to several tracks, a track whose recent peaks (their median) are
-less than half its height counts as this many degrees farther per factor e beyond that
-half.  A room's reflection makes a weak track whose predicted path, from its scattered
+less than half as high as the peak counts as this many degrees farther from it per factor
+e beyond that half.  A room's reflection makes a weak track whose predicted path, from its scattered
 peaks, can pass the strong source's next peak closer than the source's own track's does;
 the two peaks of crossing sources that merge into one peak are at most about twice either
 source's height, so they are not penalised."""
