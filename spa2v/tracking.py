@@ -81,6 +81,23 @@ class HeadCalibration:
     def az_from_itd(self, itd_s: np.ndarray) -> np.ndarray:
         return _monotonic_inverse(self.azimuth_deg, self.itd_s, itd_s)
 
+    def steer_parts(self, nf: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The steering vectors of the first ``nf`` bins as the residual search uses them:
+        real and imaginary parts (contiguous) and ``[Re, -Im]`` transposed as one float32
+        matrix; computed once per ``nf``."""
+        cache = self._steer_cache
+        if nf not in cache:
+            st = self.steer[:, :nf]
+            s_re, s_im = np.ascontiguousarray(st.real), np.ascontiguousarray(st.imag)
+            s_cat = np.ascontiguousarray(np.concatenate([s_re, -s_im], axis=1).T,
+                                         dtype=np.float32)
+            cache[nf] = (s_re, s_im, s_cat)
+        return cache[nf]
+
+    @cached_property
+    def _steer_cache(self) -> dict:
+        return {}
+
     @cached_property
     def slopes(self) -> tuple[np.ndarray, np.ndarray]:
         """Each cue's change per degree along ``azimuth_deg`` (ITD, HF ILD), computed once."""
@@ -468,7 +485,7 @@ the bins they leave are diffuse."""
 
 
 def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration, *,
-                      max_sources, unit):
+                      max_sources, cross):
     """Add the steady sources that the onset-weighted window GCC-PHAT misses.
 
     Source detection leans on onsets, where the direct sound stands clear of the room; but
@@ -490,7 +507,7 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
         for az, h in q:
             if (len(p) < max_sources and h >= STEADY_MIN_HEIGHT
                     and all(abs(az - a) > 20.0 for a, _h in p)):
-                rc = _steady_coherence(unit, active, start, win, cal, [a for a, _h in p], az)
+                rc = _steady_coherence(cross, active, start, win, cal, [a for a, _h in p], az)
                 if rc < STEADY_MIN_R:
                     continue  # a wall's image: the bins left are diffuse
                 p.append((az, min(h, p[0][1]) if p else h))
@@ -498,11 +515,11 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
     return out
 
 
-def _steady_coherence(unit, active, start, win, cal, found_az, az) -> float:
+def _steady_coherence(cross, active, start, win, cal, found_az, az) -> float:
     """Steered response at ``az`` of a window's low bins that the found directions do not
     explain (all frames weigh alike)."""
-    nf = min(unit.shape[1], cal.steer.shape[1])
-    u = unit[start:start + win, :nf][active[start:start + win]]
+    nf = min(cross.shape[1], cal.steer.shape[1])
+    u = _unit(cross[start:start + win, :nf][active[start:start + win]])
     if not u.size:
         return 0.0
     keep = np.ones(u.shape, dtype=bool)
@@ -513,6 +530,11 @@ def _steady_coherence(unit, active, start, win, cal, found_az, az) -> float:
         return 0.0
     k = _grid_index(np.asarray(az, dtype=float))
     return float(((u * cal.steer[k, :nf]).real * keep).sum() / n)
+
+
+def _unit(cross: np.ndarray) -> np.ndarray:
+    """Unit phasors of a cross-spectrum (its interaural phase)."""
+    return cross / (np.abs(cross) + cues.EPS)
 
 
 def _grid_index(az_deg: np.ndarray) -> np.ndarray:
@@ -541,7 +563,7 @@ as much as ``MIN_BINS`` bins of equal weight would (a handful of bins fits some 
 whatever their phases)."""
 
 
-def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibration, freqs, *,
+def _residual_window_peaks(peaks, cross, weights, starts, win, cal: HeadCalibration, freqs, *,
                            max_sources, hop_s=cues.DEFAULT_HOP_S):
     """Add the sources that the window GCC-PHAT hides to each window's peaks.
 
@@ -559,9 +581,8 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     if cal.steer is None or not len(starts):
         return peaks
     # heads agree on their interaural phase below a few kilohertz: the search stays there
-    nf = min(unit.shape[1], cal.steer.shape[1], int(np.searchsorted(freqs, RESIDUAL_F_MAX_HZ)))
-    steer = cal.steer[:, :nf]
-    T = unit.shape[0]
+    nf = min(cross.shape[1], cal.steer.shape[1], int(np.searchsorted(freqs, RESIDUAL_F_MAX_HZ)))
+    T = cross.shape[0]
     n_w = len(starts)
     cos_wide, cos_model, cos_tight = np.cos(RESIDUAL_TOL_RAD).astype(np.float32)
     # only the bins that carry weight (onsets: a tenth or so) take part: one entry per
@@ -574,11 +595,11 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     take = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     take += np.repeat(lo, counts)
     t_e, e_bin = t_nz[take], b_nz[take]
-    u_e = unit[t_e, e_bin]
+    u_e = _unit(cross[t_e, e_bin])  # only the bins that take part
     e_re, e_im = u_e.real.astype(np.float32), u_e.imag.astype(np.float32)
     e_w = weights[t_e, e_bin].astype(np.float32)
     key = e_win * nf + e_bin  # (window, bin)
-    s_re, s_im = np.ascontiguousarray(steer.real), np.ascontiguousarray(steer.imag)
+    s_re, s_im, s_cat = cal.steer_parts(nf)
 
     def window_sums(x):
         return np.bincount(e_win, x, minlength=n_w)
@@ -592,8 +613,7 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     sub_t_s = ((np.arange(n_sub) + 0.5) * win / n_sub - win / 2.0) * hop_s
     grid = np.arange(AZ_GRID.size)
 
-    # steering as one real matrix: Re(z * s) = [Re z, Im z] @ [Re s, -Im s]
-    s_cat = np.concatenate([s_re, -s_im], axis=1).T.astype(np.float32)
+    # steering as one real matrix (s_cat): Re(z * s) = [Re z, Im z] @ [Re s, -Im s]
     speeds = np.asarray(RESIDUAL_SPEEDS_DEG_S, dtype=np.float64)
     shifts = np.round(speeds[:, None] * sub_t_s[None, :]).astype(np.int64)  # (speeds, subs)
     rows = np.clip(grid[None, None, :] + shifts[:, :, None], 0, grid.size - 1)
@@ -1016,10 +1036,9 @@ def analyze_signal(
             if w_res is not None and w_res.shape[1]:
                 nf = w_res.shape[1]
                 c = S.X[0, :, :nf] * np.conj(S.X[1, :, :nf])
-                unit = c / (np.abs(c) + cues.EPS)
                 peaks = _add_steady_peaks(peaks, itds, r, active, starts, win, cal,
-                                          max_sources=max_sources, unit=unit)
-                peaks = _residual_window_peaks(peaks, unit, w_res * active[:, None], starts,
+                                          max_sources=max_sources, cross=c)
+                peaks = _residual_window_peaks(peaks, c, w_res * active[:, None], starts,
                                                win, cal, S.freqs, max_sources=max_sources,
                                                hop_s=hop_s)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
@@ -1031,7 +1050,7 @@ def analyze_signal(
             e_trk = None
             if len(track_az) > 1 and w_res is not None and w_res.shape[1]:
                 p_low = np.abs(S.X[0, :, :nf]) ** 2 + np.abs(S.X[1, :, :nf]) ** 2
-                e_trk = _track_bin_energy(track_az, unit, p_low, cal)
+                e_trk = _track_bin_energy(track_az, _unit(c), p_low, cal)
             sources = _resolve_binaural(track_az, itds, r, cal, az_single, peak * ic, active,
                                         level.max(axis=0),
                                         onsets=(r_win, w_win, starts + win // 2),
