@@ -284,9 +284,11 @@ def _weight_runs(m: np.ndarray) -> tuple[tuple[int, int, float], ...]:
                  if m[a] != 0)
 
 
+@lru_cache(maxsize=32)
 def _disjoint_segments(sums) -> tuple[list[tuple[int, int]], np.ndarray]:
     """Disjoint runs of bins covering weighted sums over runs ``((first, stop, weight), ...)``
-    and the matrix ``(sums, segments)`` that recombines the runs' power into the sums."""
+    and the matrix ``(sums, segments)`` that recombines the runs' power into the sums
+    (``sums`` a tuple, so that the result is computed once per layout of bins)."""
     cuts = sorted({c for runs in sums for a, b, _ in runs for c in (a, b)})
     segments = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=False) if b > a]
     combine = np.zeros((len(sums), len(segments)))
@@ -296,7 +298,9 @@ def _disjoint_segments(sums) -> tuple[list[tuple[int, int]], np.ndarray]:
                 if a <= sa and sb <= b:
                     combine[i, j] += weight
     keep = combine.any(axis=0)
-    return [sg for sg, k in zip(segments, keep, strict=True) if k], combine[:, keep]
+    combine = combine[:, keep]
+    combine.flags.writeable = False  # shared by every call (cached)
+    return [sg for sg, k in zip(segments, keep, strict=True) if k], combine
 
 
 @lru_cache(maxsize=32)
@@ -702,7 +706,7 @@ def two_channel_cues(
     sums = [((0, nb_coh, 1.0),), _erb_runs(S.sr, S.n_fft)]
     if ild_band_hz is not None:
         sums.append((_band_bins(S, *ild_band_hz) + (1.0,),))
-    segments, combine = _disjoint_segments(sums)
+    segments, combine = _disjoint_segments(tuple(sums))
     seg_power = np.empty((len(segments), 2, T))
     ones = np.ones(n_band, dtype=np.float32)
     for s in range(0, T, B):
