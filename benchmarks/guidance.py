@@ -25,7 +25,9 @@ memory. Ratios use the fastest time over the rounds and the median peaks;
 ``cpu_time_ratio`` compares the process's CPU time instead (with ``--threads 1``, the
 wall time the run would take on an idle core: steadier on a shared machine). The sampler
 runs at its defaults (40 steps, guidance in the first 10, up to 5 energy iterations,
-background weight 4) unless told otherwise.
+background weight 4) unless told otherwise; ``--modes`` adds variants of ``energy``:
+``energy:POLICY`` (a recompute policy), ``energy:plain-attention`` (without the lean
+attention layers), or both joined by ``+``.
 
 Models: the ``tiny`` presets every test uses (three resolution levels), or the ``tiny4``
 presets (``--model tiny4,tiny4-animatediff``): the four levels and block types of
@@ -187,12 +189,15 @@ def worker(args: argparse.Namespace) -> dict:
     sampler = LayoutSampler(load_components(args.model, dtype=dtype), device=device, dtype=dtype)
     layout = layout_from_dict(benchmark_layout())
     width, height = (int(v) for v in args.size.lower().split("x"))
-    guidance, _, recompute = args.worker.partition(":")
+    guidance, _, options = args.worker.partition(":")
     config = SamplerConfig(
         guidance=guidance, steps=args.steps, num_frames=args.frames, size_px=(width, height)
     )
-    if recompute:
-        config.recompute = recompute
+    for option in filter(None, options.split("+")):
+        if option == "plain-attention":
+            config.lean_attention = False
+        else:
+            config.recompute = option
     cuda = torch.device(device).type == "cuda"
 
     def call():
@@ -268,7 +273,8 @@ def main() -> None:
         "--modes",
         default=",".join(MODES),
         help="comma-separated; energy:none, energy:light, energy:temporal, energy:full pick "
-        "the recompute policy",
+        "the recompute policy, energy:plain-attention turns the lean attention off "
+        "(energy:light+plain-attention: both)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -191,3 +191,132 @@ def test_the_loss_threshold_stops_the_iterations(backbones):
     assert [len(e) for e in met.energies] == [1, 1]
     np.testing.assert_allclose(met.frames, none.frames, atol=1e-6)
     assert np.abs(full.frames - none.frames).max() > 1e-3
+
+
+def _saved(fn, model: torch.nn.Module) -> tuple[dict[int, int], object]:
+    """The distinct tensors (their storages' bytes by address; not ``model``'s weights)
+    that autograd keeps for the backward pass of ``fn()``, caught by saved-tensor hooks;
+    and ``fn``'s result."""
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in weights:
+            kept[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return kept, out
+
+
+class _Block(torch.nn.Module):
+    """LayerNorm then attention, plus the residual, as in diffusers' transformer blocks."""
+
+    def __init__(self, dim: int, cross_dim: int | None) -> None:
+        from diffusers.models.attention_processor import Attention
+
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(dim)
+        self.attn = Attention(dim, cross_attention_dim=cross_dim, heads=4, dim_head=dim // 4)
+
+    def forward(self, x, context=None, mask=None):
+        return self.attn(self.norm(x), encoder_hidden_states=context, attention_mask=mask) + x
+
+
+@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lean_attention_has_the_gradient_of_plain_autograd_and_keeps_less(cross, dtype):
+    from generators.video.diffusion.lean import LeanAttnProcessor, lean_attention
+
+    gen = torch.Generator().manual_seed(1)
+    b, n, dim, s = 3, 40, 16, 7
+    block = _Block(dim, 8 if cross else None).to(dtype).eval()
+    with torch.no_grad():
+        for p in block.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=dtype))
+    block.requires_grad_(False)
+    x = torch.randn(b, n, dim, generator=gen, dtype=dtype, requires_grad=True)
+    context = mask = None
+    if cross:
+        context = torch.randn(b, s, 8, generator=gen, dtype=dtype, requires_grad=True)
+        mask = torch.randn(b, 1, s, generator=gen, dtype=dtype)  # additive, per key
+    inputs = (x, context) if cross else (x,)
+    d_out = torch.randn(b, n, dim, generator=gen, dtype=dtype)
+
+    def run():
+        kept, out = _saved(lambda: block(x, context, mask), block)
+        return kept, out, torch.autograd.grad(out, inputs, d_out)
+
+    plain_kept, plain_out, plain_grads = run()
+    tol = {"rtol": 1e-9, "atol": 1e-9} if dtype == torch.float64 else {}
+    hidden = b * n * dim * x.element_size()  # one tensor the size of the layer's input
+
+    def big(kept: dict[int, int]) -> int:
+        return sum(v >= hidden for v in kept.values())
+
+    for keep_output in (True, False):
+        with lean_attention(block, keep_output=keep_output) as count:
+            assert count == 1 and isinstance(block.attn.processor, LeanAttnProcessor)
+            kept, out, grads = run()
+        torch.testing.assert_close(out, plain_out, **tol)
+        for g, ref in zip(grads, plain_grads, strict=True):
+            torch.testing.assert_close(g, ref, **tol)
+        # plain autograd keeps the query (self-attention: and key and value) and the
+        # output besides the LayerNorm's input; the lean layer that input, and the output
+        # when keep_output (and small things: the norm's and softmax's statistics)
+        assert big(plain_kept) == (3 if cross else 5)
+        assert big(kept) == (2 if keep_output else 1)
+        saving = sum(plain_kept.values()) - sum(kept.values())
+        assert saving > ((1 if cross else 3) + (not keep_output)) * hidden * 0.9
+    assert not isinstance(block.attn.processor, LeanAttnProcessor)  # restored
+    assert "forward" not in vars(block.norm)
+
+
+@pytest.mark.parametrize("backbone", ["unet3d", "animatediff"])
+def test_lean_attention_keeps_less_in_the_guidance_pass_for_the_same_gradient(backbones, backbone):
+    """One guidance iteration of the sampler on a real tiny UNet, lean attention on and
+    off: the same step on the latents; what autograd keeps, counted by saved-tensor hooks
+    (the recompute policy's checkpoints included), shrinks."""
+    from diffusers import DDIMScheduler
+
+    comps = backbones[backbone]
+    unet = comps.unet
+    sampler = LayoutSampler(comps)
+    n_frames = 4
+    cond = build_conditioning(
+        two_objects(), comps.tokenizer, np.linspace(0.0, 1.5, n_frames), use_frame_captions=True
+    )
+    with torch.no_grad():
+        text = sampler._encode(cond.prompts)
+    frame_text = text[torch.as_tensor(cond.prompt_of_frame)]
+    ehs, ctx = (frame_text, None) if backbone == "animatediff" else (text[:1], frame_text)
+    guided = default_guided_layers(unet)
+    state = GroundingState(cond, (16, 16), torch.device("cpu"), guided, guided)
+    latents = torch.randn(1, 4, n_frames, 16, 16, generator=torch.Generator().manual_seed(5))
+    scheduler = DDIMScheduler.from_config(comps.scheduler.config)
+    scheduler.set_timesteps(10)
+    t = scheduler.timesteps[1]
+    kept, steps = {}, {}
+    previous = install(unet, state)
+    try:
+        for lean in (False, True):
+            config = SamplerConfig(max_iterations=1, loss_threshold=-1.0, lean_attention=lean)
+            with torch.no_grad():
+                saved, (steps[lean], _) = _saved(
+                    lambda config=config: sampler._energy_guidance(
+                        latents, t, scheduler, state, ehs, ctx, config
+                    ),
+                    unet,
+                )
+            kept[lean] = sum(saved.values())
+            assert not state.lean
+    finally:
+        restore(unet, previous)
+    assert not any(
+        "forward" in vars(m) for m in unet.modules()
+    )  # no LayerNorm or checkpoint left patched
+    assert not (steps[True] - latents).abs().max() < 1e-6  # the pass moved the latents
+    torch.testing.assert_close(steps[True], steps[False], rtol=1e-4, atol=1e-5)
+    assert kept[True] < 0.85 * kept[False]

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from generators.video.diffusion.conditioning import FrameConditioning, box_masks
+from generators.video.diffusion.lean import lean_sdpa, usable
 from generators.video.diffusion.maps import attention_with_maps
 
 _TEMPORAL = ("temp_attentions", "motion_modules", "transformer_in")
@@ -128,6 +129,9 @@ class GroundingState:
     capture: bool = False
     record: bool = False
     bias_on: bool = False
+    lean: frozenset[str] = frozenset()
+    """Unguided cross-attention layers that run :func:`.lean.lean_sdpa` where it applies
+    (set for the guidance pass)."""
     maps: dict[str, torch.Tensor] = field(default_factory=dict)
     share_sum: np.ndarray = field(init=False)
     share_count: np.ndarray = field(init=False)
@@ -282,6 +286,18 @@ class GroundedCrossAttention:
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, n_text, batch)
             attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
+        capturing = self.guided and (st.capture or st.record)
+        lean = self.name in st.lean and not capturing and input_ndim == 3
+        if lean and usable(attn, hidden_states):
+            if self.biased and st.bias_on:
+                bias = st.bias(n_query, batch, n_text, hidden_states.dtype)
+                attention_mask = bias if attention_mask is None else attention_mask + bias
+            context = None if encoder_hidden_states is hidden_states else encoder_hidden_states
+            out = lean_sdpa(attn, hidden_states, context, attention_mask)
+            out = attn.to_out[1](attn.to_out[0](out.to(residual.dtype)))
+            if attn.residual_connection:
+                out = out + residual
+            return out / attn.rescale_output_factor
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
 
@@ -302,7 +318,7 @@ class GroundedCrossAttention:
         if self.biased and st.bias_on:
             bias = st.bias(n_query, batch, n_text, query.dtype)
             attention_mask = bias if attention_mask is None else attention_mask + bias
-        if self.guided and (st.capture or st.record):
+        if capturing:
             last = st.capture and len(st.maps) + (self.name not in st.maps) == len(st.guided)
             rows = st.cond_rows(batch)
             hidden_states, maps = attention_with_maps(
