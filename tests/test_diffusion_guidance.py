@@ -99,6 +99,27 @@ def test_attention_with_maps_keeps_only_its_inputs_and_has_the_exact_gradient(mo
     assert max(sizes) == b * h * n * s  # plain autograd keeps them
 
 
+def _guidance_step(comps, *, frame_captions: bool, seed: int):
+    """What one guidance step of the sampler takes on a tiny backbone: the sampler, the
+    two-object conditioning over 4 frames, its text states, the grounding state of the
+    default guided layers, 16x16 latents of ``seed``, and the second of 10 DDIM steps."""
+    from diffusers import DDIMScheduler
+
+    n_frames = 4
+    sampler = LayoutSampler(comps)
+    cond = build_conditioning(two_objects(), comps.tokenizer, np.linspace(0.0, 1.5, n_frames),
+                              use_frame_captions=frame_captions)
+    with torch.no_grad():
+        text = sampler._encode(cond.prompts)
+    guided = default_guided_layers(comps.unet)
+    state = GroundingState(cond, (16, 16), torch.device("cpu"), guided, guided)
+    gen = torch.Generator().manual_seed(seed)
+    latents = torch.randn(1, 4, n_frames, 16, 16, generator=gen)
+    scheduler = DDIMScheduler.from_config(comps.scheduler.config)
+    scheduler.set_timesteps(10)
+    return sampler, cond, text, state, latents, scheduler, scheduler.timesteps[1]
+
+
 @pytest.mark.parametrize(
     ("backbone", "recompute"), [("unet3d", None), ("animatediff", None), ("unet3d", "none")]
 )
@@ -107,26 +128,16 @@ def test_truncated_guidance_pass_gives_the_gradient_of_a_full_forward(
 ):
     """The sampler's guidance pass (stopped after the last guided layer, lean guided
     attention, recomputation) against diffusers' plain attention over the whole UNet."""
-    from diffusers import DDIMScheduler
     from diffusers.models.attention_processor import AttnProcessor
 
     comps = backbones[backbone]
     unet = comps.unet
-    sampler = LayoutSampler(comps)
-    n_frames = 4
-    cond = build_conditioning(
-        two_objects(), comps.tokenizer, np.linspace(0.0, 1.5, n_frames), use_frame_captions=False
+    sampler, _cond, text, state, latents, scheduler, t = _guidance_step(
+        comps, frame_captions=False, seed=3
     )
-    with torch.no_grad():
-        text = sampler._encode(cond.prompts)
+    n_frames = latents.shape[2]
     ehs = text.expand(n_frames, -1, -1) if backbone == "animatediff" else text
-    guided = default_guided_layers(unet)
-    state = GroundingState(cond, (16, 16), torch.device("cpu"), guided, guided)
-    gen = torch.Generator().manual_seed(3)
-    latents = torch.randn(1, 4, n_frames, 16, 16, generator=gen)
-    scheduler = DDIMScheduler.from_config(comps.scheduler.config)
-    scheduler.set_timesteps(10)
-    t = scheduler.timesteps[1]
+    guided = state.guided
     config = SamplerConfig(max_iterations=1, loss_threshold=-1.0, recompute=recompute)
 
     previous = install(unet, state)
@@ -279,25 +290,14 @@ def test_lean_attention_keeps_less_in_the_guidance_pass_for_the_same_gradient(ba
     """One guidance iteration of the sampler on a real tiny UNet, lean attention on and
     off: the same step on the latents; what autograd keeps, counted by saved-tensor hooks
     (the recompute policy's checkpoints included), shrinks."""
-    from diffusers import DDIMScheduler
 
     comps = backbones[backbone]
     unet = comps.unet
-    sampler = LayoutSampler(comps)
-    n_frames = 4
-    cond = build_conditioning(
-        two_objects(), comps.tokenizer, np.linspace(0.0, 1.5, n_frames), use_frame_captions=True
+    sampler, cond, text, state, latents, scheduler, t = _guidance_step(
+        comps, frame_captions=True, seed=5
     )
-    with torch.no_grad():
-        text = sampler._encode(cond.prompts)
     frame_text = text[torch.as_tensor(cond.prompt_of_frame)]
     ehs, ctx = (frame_text, None) if backbone == "animatediff" else (text[:1], frame_text)
-    guided = default_guided_layers(unet)
-    state = GroundingState(cond, (16, 16), torch.device("cpu"), guided, guided)
-    latents = torch.randn(1, 4, n_frames, 16, 16, generator=torch.Generator().manual_seed(5))
-    scheduler = DDIMScheduler.from_config(comps.scheduler.config)
-    scheduler.set_timesteps(10)
-    t = scheduler.timesteps[1]
     kept, steps = {}, {}
     previous = install(unet, state)
     try:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from generators.video.diffusion.conditioning import FrameConditioning, box_masks
-from generators.video.diffusion.lean import lean_sdpa, usable
+from generators.video.diffusion.lean import attention_output, lean_sdpa, usable
 from generators.video.diffusion.maps import attention_with_maps
 
 _TEMPORAL = ("temp_attentions", "motion_modules", "transformer_in")
@@ -294,10 +294,7 @@ class GroundedCrossAttention:
                 attention_mask = bias if attention_mask is None else attention_mask + bias
             context = None if encoder_hidden_states is hidden_states else encoder_hidden_states
             out = lean_sdpa(attn, hidden_states, context, attention_mask)
-            out = attn.to_out[1](attn.to_out[0](out.to(residual.dtype)))
-            if attn.residual_connection:
-                out = out + residual
-            return out / attn.rescale_output_factor
+            return attention_output(attn, out, residual)
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
 

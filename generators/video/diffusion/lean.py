@@ -200,6 +200,15 @@ def lean_sdpa(
     )
 
 
+def attention_output(attn, merged: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """The rest of diffusers' processor after the attention (3-D inputs): the output
+    projection and dropout, the residual where the layer has one, the output rescale."""
+    out = attn.to_out[1](attn.to_out[0](merged.to(residual.dtype)))
+    if attn.residual_connection:
+        out = out + residual
+    return out / attn.rescale_output_factor
+
+
 def _tagging_layer_norm(norm: torch.nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
     """``norm(x)``, its output tagged with ``(x, norm)`` for :func:`lean_sdpa`."""
     y = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
@@ -243,10 +252,7 @@ class LeanAttnProcessor:
             attention_mask,
             keep_output=self.keep_output,
         )
-        out = attn.to_out[1](attn.to_out[0](out.to(hidden_states.dtype)))
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return attention_output(attn, out, residual)
 
 
 @contextlib.contextmanager
