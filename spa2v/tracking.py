@@ -462,7 +462,8 @@ def _foa_residual_peaks(peaks, P, weight, k2, centres, max_sources):
     return out
 
 
-def _gcc_window_peaks(itds, r_win, cal: HeadCalibration, *, max_sources):
+def _gcc_window_peaks(itds, r_win, cal: HeadCalibration, *, max_sources,
+                      rel_height=GCC_REL_HEIGHT):
     """Peaks of window-averaged GCC-PHAT functions ``(windows, lags)``, as azimuths.
 
     Only ITDs a head can produce are searched (side lobes beyond them are not sources).
@@ -471,17 +472,21 @@ def _gcc_window_peaks(itds, r_win, cal: HeadCalibration, *, max_sources):
     possible = np.abs(itds) <= 1.15 * np.max(np.abs(cal.itd_s))
     R = np.where(possible, r_win, 0.0)
     return _pick_peaks(np.maximum(R, 0.0), az_cols, circular=False, max_sources=max_sources,
-                       min_sep_deg=20.0, rel_height=GCC_REL_HEIGHT, min_height=0.05)
+                       min_sep_deg=20.0, rel_height=rel_height, min_height=0.05)
 
 
 STEADY_MIN_HEIGHT = 0.2
 STEADY_MIN_R = 0.25
+STEADY_REL_HEIGHT = 0.25
 """A peak of the window-averaged all-frames GCC-PHAT adds a source the onset-weighted
-windows missed when it is at least ``HEIGHT`` high and the window's low bins that the
-found sources leave have a steered response of at least ``R`` at it.  A real steady source
-beside an impulsive one measured 0.23-0.51 there (10th-90th percentile, round-trip
-scenes); the images of walls in a room (RT60 0.5 s), whose peaks can be as high, 0.11-0.22:
-the bins they leave are diffuse."""
+windows missed when it is at least ``HEIGHT`` high, at least ``REL_HEIGHT`` of the
+window's highest all-frames peak, and the window's low bins that the found sources leave
+have a steered response of at least ``R`` at it.  A real steady source beside an
+impulsive one measured 0.23-0.51 there (10th-90th percentile, round-trip scenes); the
+images of walls in a room (RT60 0.5 s), whose peaks can be as high, 0.11-0.22: the bins
+they leave are diffuse.  An engine beside a helicopter about as loud makes all-frames
+peaks a third to half as high as the helicopter's; with the onset windows' threshold
+(``GCC_REL_HEIGHT``, 0.4) it was dropped wherever the helicopter's peak grew."""
 
 
 def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration, *,
@@ -493,7 +498,8 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
     has few onsets of its own and vanishes there.  The per-frame GCC-PHAT, which weighs
     every frame, averaged over each window, shows it; its peaks at least 20 degrees from
     the ones found, high enough and coherent enough (``STEADY_MIN_HEIGHT``,
-    ``STEADY_MIN_R``) are added, no higher than the window's strongest onset peak.
+    ``STEADY_MIN_R``) are added.  Their heights are put in the onset peaks' units: the
+    window's strongest onset peak times their share of the strongest all-frames peak.
     """
     if not len(starts):
         return peaks
@@ -501,16 +507,19 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
     r_all = cues.window_sums(np.where(active[:, None], r, 0.0), starts, win)
     r_all /= n_act[:, None] + cues.EPS
     out = []
-    steady = _gcc_window_peaks(itds, r_all, cal, max_sources=max_sources)
+    steady = _gcc_window_peaks(itds, r_all, cal, max_sources=max_sources,
+                               rel_height=STEADY_REL_HEIGHT)
     for start, p, q in zip(starts, peaks, steady, strict=True):
         p = list(p)
+        top_all = q[0][1] if q else 0.0
         for az, h in q:
             if (len(p) < max_sources and h >= STEADY_MIN_HEIGHT
                     and all(abs(az - a) > 20.0 for a, _h in p)):
                 rc = _steady_coherence(cross, active, start, win, cal, [a for a, _h in p], az)
                 if rc < STEADY_MIN_R:
                     continue  # a wall's image: the bins left are diffuse
-                p.append((az, min(h, p[0][1]) if p else h))
+                # in the units of the onset peaks: its share of the window's highest
+                p.append((az, p[0][1] * h / top_all if p else h))
         out.append(p)
     return out
 
