@@ -30,7 +30,7 @@ from spa2v.conventions import (
 )
 from spa2v.errors import InputError
 from spa2v.layout import SceneLayout
-from spa2v.visual import VisualTrack, endpoint_change, layout_tracks, track_labels
+from spa2v.visual import VisualTrack, cut_at_side, endpoint_change, layout_tracks, track_labels
 
 MAX_MEAN_AZIMUTH_ERROR_DEG = 20.0
 """Default verdict threshold: a pair is aligned when its mean azimuth error is at most this."""
@@ -379,8 +379,10 @@ def compare_layouts(
             az_a = cam_a.x_to_azimuth(ca[:, 0])
             az_b = cam_b.x_to_azimuth(cb[:, 0])
             err = np.abs(angle_diff_deg(az_a[both], az_b[both]))
-            pos_a, mot_a = track_labels(np.where(va, az_a, np.nan), ba[:, 3] - ba[:, 1], va)
-            pos_b, mot_b = track_labels(np.where(vb, az_b, np.nan), bb[:, 3] - bb[:, 1], vb)
+            pos_a, mot_a = track_labels(np.where(va, az_a, np.nan), ba[:, 3] - ba[:, 1], va,
+                                        cut_at_side(ba))
+            pos_b, mot_b = track_labels(np.where(vb, az_b, np.nan), bb[:, 3] - bb[:, 1], vb,
+                                        cut_at_side(bb))
             pairs.append({
                 "object_a": int(oid_a),
                 "object_b": int(oid_b),

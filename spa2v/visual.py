@@ -98,7 +98,8 @@ class VisualTrack:
 
     def labels(self, camera: Camera | None = None) -> tuple[str, str]:
         """(position, motion) labels of the track, as DESIGN.md defines them."""
-        return track_labels(self.azimuth_deg(camera), self.heights(), self.active)
+        return track_labels(self.azimuth_deg(camera), self.heights(), self.active,
+                            cut_at_side(self.boxes))
 
     def to_dict(self, camera: Camera | None = None) -> dict:
         """JSON-ready summary (the per-frame boxes at 4 decimals, None where not seen)."""
@@ -136,26 +137,57 @@ def endpoint_change(values: FloatArray, active: np.ndarray, *, edge_fraction: fl
     return float(np.median(v[-n:]) - np.median(v[:n]))
 
 
-def track_labels(azimuth_deg: FloatArray, size: FloatArray, active: np.ndarray
-                 ) -> tuple[str, str]:
+CUT_EDGE = 1e-3
+"""A normalised box edge within this of the picture's left or right edge is cut there."""
+
+
+def cut_at_side(boxes: FloatArray) -> np.ndarray:
+    """Which side of the picture cuts each box ``(T, 4)`` (normalised ``[x1, y1, x2,
+    y2]``): -1 the left, 1 the right, 0 neither (or both); such a box's centre is not the
+    object's."""
+    b = np.asarray(boxes, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        left, right = b[:, 0] <= CUT_EDGE, b[:, 2] >= 1.0 - CUT_EDGE
+    return right.astype(np.int64) - left.astype(np.int64)
+
+
+def track_labels(azimuth_deg: FloatArray, size: FloatArray, active: np.ndarray,
+                 cut: np.ndarray | None = None) -> tuple[str, str]:
     """Position and motion labels of a picture track.
 
     The azimuth sweep is the robust end-minus-start change of the (unwrapped) azimuth;
     the level change is read from the apparent size: size is inversely proportional to
     distance, so ``20 log10(size_end / size_start)`` is the direct-path level change in dB.
 
+    A box cut by the picture's side (``cut``) has its centre inside the picture while
+    the object's is farther out, and a cut box that grows moves its centre away from the
+    edge: an object approaching at the side of the picture would pass for one crossing
+    it.  Where the track starts and ends cut by the same side, the sweep is read from the
+    frames whose box is whole, and where fewer than two are, no sweep is measured (the
+    label comes from the size).  An object that enters at one side and leaves at the
+    other keeps the sweep of its centre.
+
     Parameters
     ----------
     azimuth_deg, size : ndarray, shape (T,)
         NaN where not seen.
     active : ndarray of bool, shape (T,)
+    cut : ndarray of int, shape (T,), optional
+        The side that cuts each frame's box (:func:`cut_at_side`).
     """
     act = np.asarray(active, dtype=bool) & np.isfinite(azimuth_deg)
     if not act.any():
         return "center", "static"
     az = np.full(len(act), np.nan)
     az[act] = unwrap_deg(np.asarray(azimuth_deg)[act])
-    sweep = endpoint_change(az, act)
+    use = act
+    if cut is not None:
+        side = np.asarray(cut)[act]
+        n = max(1, int(round(0.2 * side.size)))  # the ends endpoint_change reads
+        ends = np.concatenate([side[:n], side[-n:]])
+        if ends[0] != 0 and np.all(ends == ends[0]):
+            use = act & (np.asarray(cut) == 0)
+    sweep = endpoint_change(az, use)
     s = np.asarray(size, dtype=np.float64)
     ok = act & np.isfinite(s) & (s > 0)
     level_db = endpoint_change(20.0 * np.log10(np.where(ok, s, 1.0)), ok)

@@ -174,6 +174,18 @@ def test_a_steady_source_beside_an_impulsive_one_is_found(seed):
         assert min(abs(a - src.azimuth_deg[0]) for a in found) < 8.0, (src.name, found)
 
 
+@pytest.mark.parametrize("fmt", ["binaural", "foa"])
+def test_an_approaching_plane_at_the_picture_side_stays_approaching(fmt):
+    """At -44 degrees the plane's box is cut by the picture's right edge all along, and
+    the planned-back box grows a little more than the true one: its visible centre moved
+    by more than a crossing's sweep, and the comparison read right_to_left."""
+    from spa2v.roundtrip import roundtrip_layout
+
+    trip = roundtrip_layout(scene_layout(make_scene("approaching", 60)), fmt=fmt, seed=60)
+    (pair,) = trip.report["pairs"]
+    assert (pair["motion_a"], pair["motion_b"]) == ("approaching", "approaching")
+
+
 def test_a_steady_source_keeps_its_windows_where_the_other_grows_louder():
     """Two crossing sources, an engine and a helicopter: the helicopter's all-frames peak
     grows as the clip goes on, and the engine's, a third of it, fell under the onset

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from generators.video.animatic import AnimaticRenderer
-from spa2v.conventions import Camera
+from spa2v.conventions import CROSSING_MIN_SWEEP_DEG, Camera
 from spa2v.errors import InputError
 from spa2v.layout import layout_from_dict
 from spa2v.video import write_mp4
-from spa2v.visual import track_objects, visual_tracks_to_layout
+from spa2v.visual import endpoint_change, track_objects, visual_tracks_to_layout
 
 W, H, FPS = 256, 144, 12
 
@@ -54,6 +54,29 @@ def test_approaching_object_box_grows(rng):
     h = tr.heights()
     assert h[-1] >= 3.0 * h[0]
     assert tr.labels()[1] == "approaching"
+
+
+def test_object_approaching_at_the_picture_side_is_not_crossing(rng):
+    """The box is cut by the right edge all along: as it grows, its visible part's centre
+    moves left by more than a crossing's 30 degrees of azimuth.  The cut boxes' centres
+    are not the object's, so no sweep is read from them."""
+    frames = scenery(rng, 36)
+    for i, f in enumerate(frames):
+        s = 0.1 + 0.7 * i / 35
+        draw_box(f, 0.97, 0.5, 1.4 * s, s, (240, 200, 0))
+    tr = track_objects(frames, FPS)[0]
+    sweep = endpoint_change(tr.azimuth_deg(Camera()), tr.active)
+    assert sweep > CROSSING_MIN_SWEEP_DEG  # the visible centre does move
+    assert tr.labels() == ("right", "approaching")
+
+
+def test_object_crossing_through_the_picture_sides_is_crossing(rng):
+    """Cut by the left edge as it enters and by the right as it leaves: a crossing."""
+    frames = scenery(rng, 36)
+    for i, f in enumerate(frames):
+        draw_box(f, -0.05 + 1.1 * i / 35, 0.5, 0.2, 0.15, (30, 90, 235))
+    tr = track_objects(frames, FPS)[0]
+    assert tr.labels()[1] == "left_to_right"
 
 
 def test_grey_mover_found_by_background_subtraction(rng):
