@@ -734,10 +734,10 @@ MAX_SPEED_DEG_S = 90.0
 HEIGHT_PENALTY_DEG = 20.0
 """Where a peak could go to several tracks, a track whose recent peaks (their median) are
 less than half as high as the peak counts as this many degrees farther from it per factor
-e beyond that half.  A room's reflection makes a weak track whose predicted path, from its scattered
-peaks, can pass the strong source's next peak closer than the source's own track's does;
-the two peaks of crossing sources that merge into one peak are at most about twice either
-source's height, so they are not penalised."""
+e beyond that half.  A room's reflection makes a weak track whose predicted path, from
+its scattered peaks, can pass the strong source's next peak closer than the source's own
+track's does; the two peaks of crossing sources that merge into one peak are at most
+about twice either source's height, so they are not penalised."""
 
 
 def _recent_height(h: list[float]) -> float:
@@ -872,9 +872,10 @@ def _stitch(tracks: list[dict]) -> list[dict]:
                 b_post = [z for w, z in zip(b["win"], b["az"], strict=True) if w > e_a][:3]
                 if len(a_pre) < 2 or len(b_post) < 2:
                     continue
-                ref = 0.5 * (median(a_pre) + median(b_post))
-                if abs(median(a_pre) - median(b_post)) > STITCH_MAX_DEG:
+                m_a, m_b = median(a_pre), median(b_post)
+                if abs(m_a - m_b) > STITCH_MAX_DEG:
                     continue
+                ref = 0.5 * (m_a + m_b)
                 pa = {w: (z, h) for w, z, h in zip(a["win"], a["az"], a["h"], strict=True)}
                 pb = {w: (z, h) for w, z, h in zip(b["win"], b["az"], b["h"], strict=True)}
                 wins = sorted(set(pa) | set(pb))

@@ -125,15 +125,24 @@ def _round(v: float, nd: int = 2) -> float | None:
 
 
 # --------------------------------------------------------------------------- labels
-def endpoint_change(values: FloatArray, active: np.ndarray, *, edge_fraction: float = 0.2
-                    ) -> float:
+EDGE_FRACTION = 0.2
+"""A track's start and end, for its net change: this fraction of its samples each."""
+
+
+def _edge_count(n_samples: int, edge_fraction: float = EDGE_FRACTION) -> int:
+    """How many samples make each end of a track of ``n_samples``."""
+    return max(1, int(round(edge_fraction * n_samples)))
+
+
+def endpoint_change(values: FloatArray, active: np.ndarray, *,
+                    edge_fraction: float = EDGE_FRACTION) -> float:
     """Robust net change of a track: median of its last minus median of its first
     ``edge_fraction`` of active samples (0 with fewer than two active samples)."""
     v = np.asarray(values, dtype=np.float64)[np.asarray(active, dtype=bool)]
     v = v[np.isfinite(v)]
     if v.size < 2:
         return 0.0
-    n = max(1, int(round(edge_fraction * v.size)))
+    n = _edge_count(v.size, edge_fraction)
     return float(np.median(v[-n:]) - np.median(v[:n]))
 
 
@@ -183,7 +192,7 @@ def track_labels(azimuth_deg: FloatArray, size: FloatArray, active: np.ndarray,
     use = act
     if cut is not None:
         side = np.asarray(cut)[act]
-        n = max(1, int(round(0.2 * side.size)))  # the ends endpoint_change reads
+        n = _edge_count(side.size)  # the ends endpoint_change reads
         ends = np.concatenate([side[:n], side[-n:]])
         if ends[0] != 0 and np.all(ends == ends[0]):
             use = act & (np.asarray(cut) == 0)

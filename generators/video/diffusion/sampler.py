@@ -466,7 +466,7 @@ class LayoutSampler:
                     try:
                         with torch.enable_grad():
                             with contextlib.suppress(StopForward):
-                                self.components.unet(
+                                unet(
                                     scheduler.scale_model_input(z, t),
                                     t,
                                     encoder_hidden_states=ehs_cond,
