@@ -285,7 +285,8 @@ def _babble(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     base_f0 = rng.uniform(105.0, 210.0)
     f0 = base_f0 * (1.0 + 0.12 * _smooth(_smooth_random(rng, n, sr, 3.0), sr, 4.0))
     f0 *= 1.0 - 0.1 * (np.arange(n) / max(n, 1) % 1.0)  # slight declination
-    voice = _formant_voice(f0, formants, sr, rng)
+    # glottal pulses fall 12 dB an octave, radiation from the lips lifts them 6 dB
+    voice = _formant_voice(f0, formants, sr, rng, tilt_db_per_oct=-6.0)
     voice = voice / (np.std(voice) + 1e-12)
     # fricatives ("s", "sh", "f") at some syllable boundaries
     fric = np.zeros(n)

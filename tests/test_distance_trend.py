@@ -111,16 +111,11 @@ def test_the_direct_sound_stands_out_as_a_source_nears_in_a_room(r0, r1):
     assert sign * spread.z > 0.0
 
 
-KNOWN_FALLING_TALKER = ("known limitation: this talker's level falls 3.4 dB over the 2 s "
-                        "(z = 2.0), which the level alone reads as receding")
-
-
 @pytest.mark.parametrize(("name", "rt60_s", "seed"), [
     ("babble", None, 1), ("babble", None, 2), ("babble", None, 3),
     ("music", None, 1), ("music", None, 2),
     ("babble", 0.5, 1),
-    pytest.param("babble", 0.5, 2, marks=pytest.mark.xfail(strict=True,
-                                                           reason=KNOWN_FALLING_TALKER)),
+    ("babble", 0.5, 2),
     ("babble", 0.5, 3),
 ])
 def test_a_source_that_stays_put_is_static(name, rt60_s, seed):

@@ -99,6 +99,25 @@ def test_babble_has_syllable_rate_envelope(seed):
     assert 1.5 <= f[syllabic][np.argmax(p[syllabic])] <= 6.0
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_babble_has_a_speech_long_term_spectrum(seed):
+    """The long-term average speech spectrum (Byrne et al. 1994) peaks at 250-500 Hz and is
+    about 8-10 dB down at 1 kHz and 13 dB down at 2 kHz (third octaves): the first
+    formants carry much of a voice's energy, not only its fundamental."""
+    sr = 48000
+    y = make_source("babble", duration_s=8.0, sr=sr, seed=seed).astype(np.float64)
+    f, p = sps.welch(y, sr, nperseg=8192)
+    centres = 1000.0 * 2.0 ** (np.arange(-9, 8) / 3)  # 125 Hz .. 5 kHz third octaves
+    lv = np.array([10 * np.log10(p[(f >= c / 2 ** (1 / 6)) & (f < c * 2 ** (1 / 6))].sum())
+                   for c in centres])
+    lv -= lv.max()
+    band = dict(zip(np.round(centres).astype(int).tolist(), lv.tolist(), strict=True))
+    assert centres[np.argmax(lv)] < 700.0
+    assert -18.0 < band[1000] < -4.0
+    assert -24.0 < band[2000] < -8.0
+    assert np.mean([band[k] for k in (397, 500, 630)]) > -10.0  # first formants
+
+
 @pytest.mark.parametrize("seed", [0, 6])
 def test_footsteps_are_periodic(seed):
     y = make_source("footsteps", duration_s=6.0, sr=SR, seed=seed).astype(np.float64)

@@ -69,12 +69,17 @@ def test_static_talker_is_labelled_static(seed):
 @pytest.mark.parametrize("az", [70.0, -60.0])
 def test_talker_in_a_reverberant_room_is_one_source_at_its_direction(az):
     """Wall reflections and the diffuse tail (RT60 0.5 s, 2.5 m away, beyond the critical
-    distance) do not become sources: the direct sound leads them at every onset."""
-    sim = simulate_scene([SceneSource(_src("babble", seed=1), Trajectory.static(az, 0.0, 2.5))],
-                         fmt="binaural", sr=SR, duration_s=2.0, rt60_s=0.5, seed=1)
-    an = tracking.analyze_signal(sim.audio, SR, "binaural")
-    assert [s.position for s in an.sources] == [sim.truth["sources"][0]["position"]]
-    assert an.sources[0].mean_azimuth_deg == pytest.approx(az, abs=4.0)
+    distance) do not become sources: the direct sound leads them at every onset.  Three
+    talkers: within 4 degrees on average and 8 each (the issue's figure beyond 60)."""
+    errs = []
+    for seed in (1, 2, 3):
+        sim = simulate_scene([SceneSource(_src("babble", seed=seed),
+                                          Trajectory.static(az, 0.0, 2.5))],
+                             fmt="binaural", sr=SR, duration_s=2.0, rt60_s=0.5, seed=seed)
+        an = tracking.analyze_signal(sim.audio, SR, "binaural")
+        assert [s.position for s in an.sources] == [sim.truth["sources"][0]["position"]]
+        errs.append(abs(an.sources[0].mean_azimuth_deg - az))
+    assert np.mean(errs) <= 4.0 and max(errs) <= 8.0, errs
 
 
 def test_frontal_binaural_source_is_centred():
