@@ -539,9 +539,9 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
         cands = [(az, h, q[0][1], False) for az, h in q]
         cands += [(az, h, ql[0][1], True) for az, h in ql]
         for az, h, top, in_low in cands:
-            if (len(p) >= max_sources or h < STEADY_MIN_HEIGHT
+            if (len(p) >= max_sources or h < STEADY_MIN_HEIGHT or (in_low and not p)
                     or any(abs(az - a) <= 20.0 for a, _h in p)):
-                continue
+                continue  # (a low-band source is sought beside the ones found)
             u = _unit(cross[start:start + win, :nf][active[start:start + win]])
             found = _grid_index(np.asarray([a for a, _h in p], dtype=float))
             z, n_b = _residual_phasors(u, cal.steer[found, :nf])
@@ -557,9 +557,8 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
                 if onset_w is not None:
                     # a wall's image (or the room's diffuse low end) shows in the decays
                     w = onset_w[start:start + win, lo:hi][active[start:start + win]]
-                    on = ((w[None] * (u[None, :, lo:hi] * cal.steer[
-                        [int(_grid_index(np.asarray(az))), found[0]], None, lo:hi]).real)
-                          .sum(axis=(1, 2)))
+                    pair = cal.steer[[int(_grid_index(np.asarray(az))), found[0]], lo:hi]
+                    on = (w[None] * (u[None, :, lo:hi] * pair[:, None, :]).real).sum(axis=(1, 2))
                     if on[0] < LOW_MIN_ONSET * max(float(on[1]), cues.EPS):
                         continue
             else:
