@@ -538,31 +538,35 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
         p = list(p)
         cands = [(az, h, q[0][1], False) for az, h in q]
         cands += [(az, h, ql[0][1], True) for az, h in ql]
+        sel = slice(start, start + win)
+        u = None  # the window's unit phasors, read once if a candidate needs them
         for az, h, top, in_low in cands:
             if (len(p) >= max_sources or h < STEADY_MIN_HEIGHT or (in_low and not p)
                     or any(abs(az - a) <= 20.0 for a, _h in p)):
                 continue  # (a low-band source is sought beside the ones found)
-            u = _unit(cross[start:start + win, :nf][active[start:start + win]])
+            if u is None:
+                u = _unit(cross[sel, :nf][active[sel]])
             found = _grid_index(np.asarray([a for a, _h in p], dtype=float))
-            z, n_b = _residual_phasors(u, cal.steer[found, :nf])
+            s_found = cal.steer[found, :nf]
+            z, n_b = _residual_phasors(u, s_found)
+            k = int(_grid_index(np.asarray(az, dtype=float)))
             if in_low:
-                k = int(_grid_index(np.asarray(az)))
                 near = np.arange(max(0, k - LOW_REFINE_DEG),
                                  min(AZ_GRID.size, k + LOW_REFINE_DEG + 1))
                 st = cal.steer[near, :nf]
                 rc = float(((st[:, lo:hi] @ z[lo:hi]).real / max(n_b[lo:hi].sum(), 1.0)).max())
-                az = float(AZ_GRID[near[_best_split(u, cal.steer[found, :nf], st)]])
+                k = int(near[_best_split(u, s_found, st)])
+                az = float(AZ_GRID[k])
                 if any(abs(az - a) <= 20.0 for a, _h in p):
                     continue
                 if onset_w is not None:
                     # a wall's image (or the room's diffuse low end) shows in the decays
-                    w = onset_w[start:start + win, lo:hi][active[start:start + win]]
-                    pair = cal.steer[[int(_grid_index(np.asarray(az))), found[0]], lo:hi]
+                    w = onset_w[sel, lo:hi][active[sel]]
+                    pair = cal.steer[[k, found[0]], lo:hi]
                     on = (w[None] * (u[None, :, lo:hi] * pair[:, None, :]).real).sum(axis=(1, 2))
                     if on[0] < LOW_MIN_ONSET * max(float(on[1]), cues.EPS):
                         continue
             else:
-                k = _grid_index(np.asarray(az, dtype=float))
                 rc = float((cal.steer[k, :nf] @ z).real / max(n_b.sum(), 1.0))
             if rc < STEADY_MIN_R:
                 continue  # a wall's image: the bins left are diffuse
@@ -580,10 +584,9 @@ def _low_band_peaks(cross, active, starts, win, cal, n_act, band, *, max_sources
         return [[] for _ in starts]
     u = _unit(cross[:, lo:hi]).astype(np.complex64) * active[:, None]
     z = cues.window_sums(u.view(np.float32), starts, win)  # (windows, [re, im] per bin)
-    s_re, s_im, _ = cal.steer_parts(hi)
-    s = np.empty((2 * (hi - lo), AZ_GRID.size))
-    s[0::2], s[1::2] = s_re[:, lo:hi].T, -s_im[:, lo:hi].T  # Re(z s) = re Re s - im Im s
-    P = (z @ s) / ((n_act[:, None] + cues.EPS) * (hi - lo))
+    s_cat = cal.steer_parts(hi)[2]  # rows: Re s of bins 0..hi, then -Im s of the same
+    P = z[:, 0::2] @ s_cat[lo:hi] + z[:, 1::2] @ s_cat[hi + lo:]
+    P /= (n_act[:, None] + cues.EPS) * (hi - lo)
     return _pick_peaks(np.maximum(P, 0.0), AZ_GRID, circular=False, max_sources=max_sources,
                        min_sep_deg=20.0, rel_height=LOW_REL_HEIGHT, min_height=0.02)
 
