@@ -919,7 +919,6 @@ STITCH_MAX_OVERLAP = 3
 STITCH_MAX_DEG = 10.0
 
 
-
 def _stitch(tracks: list[dict]) -> list[dict]:
     """Join a track to one that takes over from it at the same azimuth.
 
@@ -1121,12 +1120,11 @@ def analyze_signal(
             if w_res is not None and w_res.shape[1]:
                 nf = w_res.shape[1]
                 c = S.X[0, :, :nf] * np.conj(S.X[1, :, :nf])
+                w_act = w_res * active[:, None]  # the onset weights of active frames
                 peaks = _add_steady_peaks(peaks, itds, r, active, starts, win, cal,
-                                          max_sources=max_sources, cross=c,
-                                          onset_w=w_res * active[:, None])
-                peaks = _residual_window_peaks(peaks, c, w_res * active[:, None], starts,
-                                               win, cal, S.freqs, max_sources=max_sources,
-                                               hop_s=hop_s)
+                                          max_sources=max_sources, cross=c, onset_w=w_act)
+                peaks = _residual_window_peaks(peaks, c, w_act, starts, win, cal, S.freqs,
+                                               max_sources=max_sources, hop_s=hop_s)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
             if not track_az:
