@@ -875,7 +875,7 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
             if pi not in used_p:
                 tracks.append({"win": [wi], "az": [p[0]], "h": [p[1]], "last": wi})
 
-    tracks = _stitch(tracks)
+    tracks = _take_over(_stitch(tracks))
     for t in tracks:
         t["mass"] = float(sum(t["h"]))
     total = sum(t["mass"] for t in tracks) or 1.0
@@ -962,6 +962,48 @@ def _stitch(tracks: list[dict]) -> list[dict]:
                 merged = True
                 break
             if merged:
+                break
+    return tracks
+
+
+STRAY_MAX_REL_HEIGHT = 0.5
+
+
+def _take_over(tracks: list[dict]) -> list[dict]:
+    """Hand a track's continuation to it from a stray track that took it over.
+
+    A source's peaks may go to a track that began as a stray peak next to it: the
+    linker's motion prediction (from the source's first two peaks) can overshoot, and a
+    fast source's next peak lands nearer a stray's azimuth.  The source's own track then
+    ends after a window or two while the stray's goes on from where it ended.  Where a
+    track ends and, in the next window, another track's peak lies within
+    ``STITCH_MAX_DEG`` of its last peak, and that other track had at most
+    ``STITCH_MAX_OVERLAP`` windows before, whose peaks were weak (on average at most
+    ``STRAY_MAX_REL_HEIGHT`` of the ending track's: a stray), the ending track takes the
+    rest; the stray keeps its own few windows (the mass filter then drops them).
+    """
+    changed = True
+    rounds = len(tracks) ** 2  # each hand-over moves windows later: a bound, not a limit
+    while changed and rounds > 0:
+        changed = False
+        rounds -= 1
+        for a in tracks:
+            e_a = a["win"][-1]
+            for b in tracks:
+                if b is a or b["win"][-1] <= e_a + 1:
+                    continue
+                cut = bisect_right(b["win"], e_a)
+                pre_h = b["h"][:cut]
+                if (cut == 0 or cut > STITCH_MAX_OVERLAP or b["win"][cut] != e_a + 1
+                        or sum(pre_h) / cut >= STRAY_MAX_REL_HEIGHT * sum(a["h"]) / len(a["h"])
+                        or abs(angle_diff_deg(b["az"][cut], a["az"][-1])) > STITCH_MAX_DEG):
+                    continue
+                for key in ("win", "az", "h"):
+                    a[key], b[key] = a[key] + b[key][cut:], b[key][:cut]
+                a["last"], b["last"] = a["win"][-1], b["win"][-1]
+                changed = True
+                break
+            if changed:
                 break
     return tracks
 
