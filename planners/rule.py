@@ -17,7 +17,8 @@ Each analysed source becomes an object whose box follows from three measured tra
   it, higher for a higher FOA elevation when the analysis has one.
 
 Several sources are drawn back to front (farther first) and nudged apart horizontally
-where their boxes overlap, never across the centre line.
+where their boxes overlap, never across the centre line and never by more than half a
+box's width (each box still covers its source's own x).
 
 Pinhole cameras: a source outside the field of view keeps its projected box, which is
 clipped to the frame; where none of it is left the object is omitted from that
@@ -459,11 +460,17 @@ def _nudge_apart(
 ) -> FloatArray:
     """Push overlapping boxes apart horizontally, shape ``(S, K, 4)``.
 
-    Each box moves away from the other, by at most as far as the frame edge and never
-    across the centre line (x = 0.5) when its centre is on the other side of it.
+    Each box moves away from the other, by at most as far as the frame edge, never
+    across the centre line (x = 0.5) when its centre is on the other side of it, and
+    never by more than half its own width: the box still covers its source's own x, so
+    that a source passing another (or standing next to one at the frame's edge) does not
+    drag it aside and give it a motion of its own.  Two boxes at the same x part until
+    they touch; where a box has no room left they keep some overlap, drawn back to front.
     """
     out = boxes.copy()
     n_src = out.shape[0]
+    c0 = (boxes[..., 0] + boxes[..., 2]) / 2  # (S, K) each box's own x
+    cap = 0.5 * (boxes[..., 2] - boxes[..., 0])
     for _ in range(passes):
         for i in range(n_src):
             for j in range(i + 1, n_src):
@@ -478,10 +485,13 @@ def _nudge_apart(
                 if not need.any():
                     continue
                 ca, cb = (a[:, 0] + a[:, 2]) / 2, (b[:, 0] + b[:, 2]) / 2
-                room_a = np.maximum(np.minimum(a[:, 0], np.where(ca > 0.5, ca - 0.5, np.inf)), 0)
-                room_b = np.maximum(
-                    np.minimum(1.0 - b[:, 2], np.where(cb < 0.5, 0.5 - cb, np.inf)), 0
-                )
+                # a moves left, b right: how far each may still go
+                a0 = np.where(i_left, c0[i], c0[j]) - np.where(i_left, cap[i], cap[j])
+                b0 = np.where(i_left, c0[j], c0[i]) + np.where(i_left, cap[j], cap[i])
+                room_a = np.maximum(np.minimum.reduce(
+                    [a[:, 0], np.where(ca > 0.5, ca - 0.5, np.inf), ca - a0]), 0)
+                room_b = np.maximum(np.minimum.reduce(
+                    [1.0 - b[:, 2], np.where(cb < 0.5, 0.5 - cb, np.inf), b0 - cb]), 0)
                 shift_a = np.minimum(need / 2, room_a)
                 shift_b = np.minimum(need - shift_a, room_b)
                 shift_a = np.minimum(need - shift_b, room_a)

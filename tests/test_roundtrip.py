@@ -142,11 +142,7 @@ def test_a_static_source_beside_an_approaching_one_keeps_its_own_level(seed):
 
 
 @pytest.mark.parametrize(("fmt", "seed"), [
-    ("binaural", 41), ("foa", 30),
-    pytest.param("foa", 96, marks=pytest.mark.xfail(strict=True, reason=(
-        "known limitation, issue 7 open: here one source's track ends before the crossing "
-        "and another begins after it, while the other source's track bounces; only two "
-        "tracks that both bounce are mended"))),
+    ("binaural", 41), ("foa", 30), ("foa", 96),
 ])
 def test_two_sources_crossing_each_other_keep_their_ways(fmt, seed):
     """Near each other two sources' window peaks merge and repel, so two crossing sources

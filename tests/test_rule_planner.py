@@ -237,6 +237,25 @@ def test_two_sources_on_their_sides_without_overlap(azimuth_deg: float):
         assert overlap(boxes[0], boxes[1]) == 0.0
 
 
+@pytest.mark.parametrize("static_deg", [-42.0, 40.0, 10.0])
+def test_a_source_passing_a_static_one_does_not_drag_it_aside(static_deg: float):
+    """Where a passing source's box overlaps a static one's, both are nudged apart, but
+    never by more than half their width: each box still covers its source's x, so the
+    static one keeps still (before, a truck passing a car at the frame's edge pushed the
+    car's box 30 degrees towards the centre and back, a crossing of its own)."""
+    result = analysis(source((-60.0, 60.0), -28.0, sid=0), source(static_deg, -29.0, sid=1))
+    layout = PLANNER.plan(result, labels=["truck", "car"])
+    x_own = float(Camera().azimuth_to_x(static_deg)[0])
+    car = boxes_of(layout, 1)
+    assert len(car) == len(layout.frames)
+    for box in car:
+        assert box[0] - 1e-6 <= x_own <= box[2] + 1e-6
+    assert layout.meta["motions"] == ["right_to_left", "static"]
+    # the passer keeps its own way too: its boxes end on the other side
+    truck = [centre_x(b) for b in boxes_of(layout, 0)]
+    assert truck[0] > 0.6 and truck[-1] < 0.4
+
+
 def test_depth_order_puts_the_quieter_source_behind():
     result = analysis(source(5.0, -20.0, sid=0), source(-5.0, -32.0, sid=1))
     layout = PLANNER.plan(result, labels=["dog", "dog"])
