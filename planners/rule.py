@@ -469,8 +469,8 @@ def _nudge_apart(
     """
     out = boxes.copy()
     n_src = out.shape[0]
-    c0 = (boxes[..., 0] + boxes[..., 2]) / 2  # (S, K) each box's own x
-    cap = 0.5 * (boxes[..., 2] - boxes[..., 0])
+    # (S, K): a box's centre stays within its own box's span, between these two
+    x_min, x_max = boxes[..., 0], boxes[..., 2]
     for _ in range(passes):
         for i in range(n_src):
             for j in range(i + 1, n_src):
@@ -486,8 +486,8 @@ def _nudge_apart(
                     continue
                 ca, cb = (a[:, 0] + a[:, 2]) / 2, (b[:, 0] + b[:, 2]) / 2
                 # a moves left, b right: how far each may still go
-                a0 = np.where(i_left, c0[i], c0[j]) - np.where(i_left, cap[i], cap[j])
-                b0 = np.where(i_left, c0[j], c0[i]) + np.where(i_left, cap[j], cap[i])
+                a0 = np.where(i_left, x_min[i], x_min[j])
+                b0 = np.where(i_left, x_max[j], x_max[i])
                 room_a = np.maximum(np.minimum.reduce(
                     [a[:, 0], np.where(ca > 0.5, ca - 0.5, np.inf), ca - a0]), 0)
                 room_b = np.maximum(np.minimum.reduce(

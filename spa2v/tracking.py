@@ -983,7 +983,7 @@ def _take_over(tracks: list[dict]) -> list[dict]:
     rest; the stray keeps its own few windows (the mass filter then drops them).
     """
     changed = True
-    rounds = len(tracks) ** 2  # each hand-over moves windows later: a bound, not a limit
+    rounds = len(tracks) ** 2  # a guard: each hand-over moves a track's end later
     while changed and rounds > 0:
         changed = False
         rounds -= 1
@@ -992,10 +992,10 @@ def _take_over(tracks: list[dict]) -> list[dict]:
             for b in tracks:
                 if b is a or b["win"][-1] <= e_a + 1:
                     continue
-                cut = bisect_right(b["win"], e_a)
-                pre_h = b["h"][:cut]
+                cut = bisect_right(b["win"], e_a)  # b's windows up to a's end
                 if (cut == 0 or cut > STITCH_MAX_OVERLAP or b["win"][cut] != e_a + 1
-                        or sum(pre_h) / cut >= STRAY_MAX_REL_HEIGHT * sum(a["h"]) / len(a["h"])
+                        or sum(b["h"][:cut]) / cut
+                        >= STRAY_MAX_REL_HEIGHT * sum(a["h"]) / len(a["h"])
                         or abs(angle_diff_deg(b["az"][cut], a["az"][-1])) > STITCH_MAX_DEG):
                     continue
                 for key in ("win", "az", "h"):
