@@ -509,7 +509,7 @@ lone static sources (32 in all)."""
 
 
 def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration, *,
-                      max_sources, cross, onset_w=None):
+                      max_sources, unit, onset_w=None):
     """Add the steady and the low-band sources that the onset-weighted window GCC-PHAT
     misses.
 
@@ -521,6 +521,7 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
     ``STEADY_MIN_R``) are added.  Their heights are put in the onset peaks' units: the
     window's strongest onset peak times their share of the strongest all-frames peak.
     Then the same for the peaks of the low bins' steered response (``LOW_BAND_HZ``).
+    ``unit`` holds the unit phasors of the low bins' cross-spectrum (:func:`_unit`).
     """
     if not len(starts):
         return peaks
@@ -529,9 +530,9 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
     r_all /= n_act[:, None] + cues.EPS
     steady = _gcc_window_peaks(itds, r_all, cal, max_sources=max_sources,
                                rel_height=STEADY_REL_HEIGHT)
-    nf = min(cross.shape[1], cal.steer.shape[1])
+    nf = min(unit.shape[1], cal.steer.shape[1])
     lo, hi = np.searchsorted(np.arange(nf) * cal.sr / cal.n_fft, LOW_BAND_HZ)
-    low = _low_band_peaks(cross, active, starts, win, cal, n_act, (lo, hi),
+    low = _low_band_peaks(unit, active, starts, win, cal, n_act, (lo, hi),
                           max_sources=max_sources)
     out = []
     for start, p, q, ql in zip(starts, peaks, steady, low, strict=True):
@@ -545,7 +546,7 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
                     or any(abs(az - a) <= 20.0 for a, _h in p)):
                 continue  # (a low-band source is sought beside the ones found)
             if u is None:
-                u = _unit(cross[sel, :nf][active[sel]])
+                u = unit[sel, :nf][active[sel]]
             found = _grid_index(np.asarray([a for a, _h in p], dtype=float))
             s_found = cal.steer[found, :nf]
             z, n_b = _residual_phasors(u, s_found)
@@ -576,13 +577,13 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
     return out
 
 
-def _low_band_peaks(cross, active, starts, win, cal, n_act, band, *, max_sources):
+def _low_band_peaks(unit, active, starts, win, cal, n_act, band, *, max_sources):
     """Peaks of each window's all-frames steered response over the low bins ``band``
-    (``(lo, hi)`` bin indices)."""
+    (``(lo, hi)`` bin indices) of the unit phasors ``unit`` ``(frames, bins)``."""
     lo, hi = band
     if hi - lo < 4:
         return [[] for _ in starts]
-    u = _unit(cross[:, lo:hi]).astype(np.complex64) * active[:, None]
+    u = unit[:, lo:hi].astype(np.complex64) * active[:, None]
     z = cues.window_sums(u.view(np.float32), starts, win)  # (windows, [re, im] per bin)
     s_cat = cal.steer_parts(hi)[2]  # rows: Re s of bins 0..hi, then -Im s of the same
     P = z[:, 0::2] @ s_cat[lo:hi] + z[:, 1::2] @ s_cat[hi + lo:]
@@ -646,7 +647,7 @@ as much as ``MIN_BINS`` bins of equal weight would (a handful of bins fits some 
 whatever their phases)."""
 
 
-def _residual_window_peaks(peaks, cross, weights, starts, win, cal: HeadCalibration, freqs, *,
+def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibration, freqs, *,
                            max_sources, hop_s=cues.DEFAULT_HOP_S):
     """Add the sources that the window GCC-PHAT hides to each window's peaks.
 
@@ -659,13 +660,14 @@ def _residual_window_peaks(peaks, cross, weights, starts, win, cal: HeadCalibrat
     Sources move: each steered response is the best over straight sweeps across the window
     (``RESIDUAL_SPEEDS_DEG_S``), and each source's bins are set aside along its sweep.
     Its height is its steered response times the root of its share of the weight, in the
-    units of the window's strongest GCC-PHAT peak.
+    units of the window's strongest GCC-PHAT peak.  ``unit`` holds the unit phasors of the
+    low bins' cross-spectrum (:func:`_unit`) and ``weights`` their onset weights.
     """
     if cal.steer is None or not len(starts):
         return peaks
     # heads agree on their interaural phase below a few kilohertz: the search stays there
-    nf = min(cross.shape[1], cal.steer.shape[1], int(np.searchsorted(freqs, RESIDUAL_F_MAX_HZ)))
-    T = cross.shape[0]
+    nf = min(unit.shape[1], cal.steer.shape[1], int(np.searchsorted(freqs, RESIDUAL_F_MAX_HZ)))
+    T = unit.shape[0]
     n_w = len(starts)
     cos_wide, cos_model, cos_tight = np.cos(RESIDUAL_TOL_RAD).astype(np.float32)
     # only the bins that carry weight (onsets: a tenth or so) take part: one entry per
@@ -678,7 +680,7 @@ def _residual_window_peaks(peaks, cross, weights, starts, win, cal: HeadCalibrat
     take = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     take += np.repeat(lo, counts)
     t_e, e_bin = t_nz[take], b_nz[take]
-    u_e = _unit(cross[t_e, e_bin])  # only the bins that take part
+    u_e = unit[t_e, e_bin]  # only the bins that take part
     e_re, e_im = u_e.real.astype(np.float32), u_e.imag.astype(np.float32)
     e_w = weights[t_e, e_bin].astype(np.float32)
     key = e_win * nf + e_bin  # (window, bin)
@@ -1161,11 +1163,12 @@ def analyze_signal(
             w_res = tc.onset_bins
             if w_res is not None and w_res.shape[1]:
                 nf = w_res.shape[1]
-                c = S.X[0, :, :nf] * np.conj(S.X[1, :, :nf])
+                # the low bins' interaural phase, read by every search below
+                u_low = _unit(S.X[0, :, :nf] * np.conj(S.X[1, :, :nf]))
                 w_act = w_res * active[:, None]  # the onset weights of active frames
                 peaks = _add_steady_peaks(peaks, itds, r, active, starts, win, cal,
-                                          max_sources=max_sources, cross=c, onset_w=w_act)
-                peaks = _residual_window_peaks(peaks, c, w_act, starts, win, cal, S.freqs,
+                                          max_sources=max_sources, unit=u_low, onset_w=w_act)
+                peaks = _residual_window_peaks(peaks, u_low, w_act, starts, win, cal, S.freqs,
                                                max_sources=max_sources, hop_s=hop_s)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
@@ -1176,7 +1179,7 @@ def analyze_signal(
             e_trk = None
             if len(track_az) > 1 and w_res is not None and w_res.shape[1]:
                 p_low = np.abs(S.X[0, :, :nf]) ** 2 + np.abs(S.X[1, :, :nf]) ** 2
-                e_trk = _track_bin_energy(track_az, _unit(c), p_low, cal)
+                e_trk = _track_bin_energy(track_az, u_low, p_low, cal)
             sources = _resolve_binaural(track_az, itds, r, cal, az_single, peak * ic, active,
                                         level.max(axis=0),
                                         onsets=(r_win, w_win, starts + win // 2),
