@@ -23,6 +23,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 import scipy.fft as sfft
 
+from spa2v import kernels
 from spa2v._typing import FloatArray
 
 EPS = 1e-12
@@ -131,7 +132,7 @@ def stft(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S) -> Spectrogram
     Spectrogram with ``X`` of shape ``(channels, frames, n_fft // 2 + 1)`` and each
     frame's power (``frame_power``).
     """
-    y = np.asarray(y, dtype=np.float32)
+    y = np.ascontiguousarray(y, dtype=np.float32)
     hop, n_fft = frame_params(sr, hop_s)
     n = y.shape[-1]
     if n < n_fft:
@@ -147,8 +148,12 @@ def stft(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S) -> Spectrogram
     for c in range(y.shape[0]):
         for s in range(0, n_frames, block):
             e = min(s + block, n_frames)
-            b = np.multiply(frames[c, s:e], win, out=buf[: e - s])
-            frame_power[c, s:e] = _sum_squares(b)
+            b = buf[: e - s]
+            if kernels.JIT:
+                kernels.window_frames(y[c], s, hop, win, b, frame_power[c, s:e])
+            else:
+                np.multiply(frames[c, s:e], win, out=b)
+                frame_power[c, s:e] = _sum_squares(b)
             _rfft_rows(b, X[c, s:e])
     return Spectrogram(X, int(sr), hop, n_fft, frame_power)
 
@@ -488,6 +493,19 @@ def _cos_sin_tables(n_corr: int, lo: int, n_bins: int, max_lag: int):
     return cos_t, sin_t
 
 
+@lru_cache(maxsize=16)
+def _lag_rows(n_corr: int, n_bins: int, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_cos_sin_tables` of bins ``0..n_bins-1`` at lags ``0..reach`` as contiguous
+    rows ``(lags, bins)``, the sine's row 0 zero (the layout of
+    :func:`spa2v.kernels.coherence_near`)."""
+    cos_t, sin_t = _cos_sin_tables(n_corr, 0, n_bins, reach)
+    cos_rows = np.ascontiguousarray(cos_t.T)
+    sin_rows = np.zeros_like(cos_rows)
+    sin_rows[1:] = sin_t.T
+    cos_rows.flags.writeable = sin_rows.flags.writeable = False
+    return cos_rows, sin_rows
+
+
 def onset_weights(
     S: Spectrogram, *, n_bins: int | None = None, rise: float = ONSET_RISE,
     memory: int = ONSET_MEMORY,
@@ -586,6 +604,10 @@ def _coherence(S: Spectrogram, re: np.ndarray, im: np.ndarray, e: np.ndarray,
     lag = np.rint(-np.asarray(itd_s) * S.sr * n_corr / S.n_fft)
     rows = np.arange(re.shape[0])
     reach = int(np.max(np.abs(lag), initial=0.0)) + 1 if np.all(np.isfinite(lag)) else n_corr
+    if kernels.JIT and reach <= n_corr // 16:  # the three lags of each frame, directly
+        cos_rows, sin_rows = _lag_rows(n_corr, n_bins, -(-reach // 8) * 8)
+        return kernels.coherence_near(re[:, :n_bins], im[:, :n_bins], lag.astype(np.int64),
+                                      cos_rows, sin_rows, e[0], e[1], EPS)
     if reach <= n_corr // 16:
         # only the few lags a head produces (+-1 around each frame's): a small inverse DFT
         cc = _correlation_at_lags(re[:, :n_bins], im[:, :n_bins], n_corr, 0, reach)
@@ -697,62 +719,29 @@ def two_channel_cues(
     gcc = np.empty((T, lags.size), dtype=np.float32)
     g_on = np.empty((T, lags.size), dtype=np.float32) if starts is not None else None
     w_sum = np.empty(T, dtype=np.float32) if onset else None
-    memory, rise = ONSET_MEMORY, ONSET_RISE
     n_blocks = -(-T * max(n_band, 1) * 32 // _BLOCK_BYTES)
     B = max(1, -(-T // max(n_blocks, 1)))
-    hist = np.zeros((memory + B, n_band), dtype=np.float32)  # summed power, previous frames
+    # the band's summed power of the previous frames, then of the block's
+    hist = np.zeros((ONSET_MEMORY + B, n_band), dtype=np.float32)
     # each channel's power over the coherence's bins, the ERB bands (broadband ILD) and the
     # ILD band: sums over disjoint runs of bins, combined
     sums = [((0, nb_coh, 1.0),), _erb_runs(S.sr, S.n_fft)]
     if ild_band_hz is not None:
         sums.append((_band_bins(S, *ild_band_hz) + (1.0,),))
     segments, combine = _disjoint_segments(tuple(sums))
-    seg_power = np.empty((len(segments), 2, T))
-    ones = np.ones(n_band, dtype=np.float32)
+    seg_a, seg_b = _segment_bounds(tuple(segments))
+    seg_power = np.empty((len(segments), 2, T), dtype=np.float32)
+    block = kernels.two_channel_block if kernels.JIT else _two_channel_block
+    floor = 0.0 if onset_floor is None else float(onset_floor)
+    kept_out = kept if kept is not None else np.empty((0, 0), dtype=np.float32)
+    w_out = w_sum if w_sum is not None else np.empty(0, dtype=np.float32)
     for s in range(0, T, B):
         e = min(s + B, T)
-        n = e - s
-        # the block's spectra are read once, while in cache, for every cue
-        for i, (a, b) in enumerate(segments):
-            seg_power[i, :, s:e] = _abs2_sum(X[:, s:e, a:b])
-        cblk = X[0, s:e, :nb] * np.conj(X[1, s:e, :nb])
-        c_re[s:e] = cblk.real
-        c_im[s:e] = cblk.imag
-        cr, ci = c_re[s:e, lo:hi], c_im[s:e, lo:hi]
-        a0 = np.abs(X[0, s:e, lo:hi])
-        p1 = np.abs(X[1, s:e, lo:hi])
-        inv = a0 * p1  # PHAT: 1 / |cross| = 1 / (|left| |right|)
-        inv += EPS
-        np.divide(1.0, inv, out=inv)
-        if not onset:
-            gcc[s:e] = _correlation_at_lags(cr * inv, ci * inv, n_corr, lo, max_lag)
-            continue
-        psum = np.square(a0, out=hist[memory : memory + n])  # both channels' power
-        psum += np.square(p1, out=p1)
-        w = hist[memory - 1 : memory - 1 + n].copy()  # the previous frames' maximum
-        for k in range(2, memory + 1):
-            np.maximum(w, hist[memory - k : memory - k + n], out=w)
-        silent = psum <= EPS
-        w *= rise
-        np.add(psum, EPS, out=p1)
-        w /= p1
-        np.subtract(1.0, w, out=w)
-        np.maximum(w, 0.0, out=w)  # (and at most 1: the subtracted ratio is not negative)
-        w[silent] = 0.0  # silence carries no wavefront
-        hist[:memory] = hist[n : n + memory]  # carried to the next block
-        if kept is not None and n_keep > lo:
-            kept[s:e, lo:] = w[:, : n_keep - lo]
-        np.matmul(w, ones, out=w_sum[s:e])
-        # the PHAT-and-onset weighted cross-spectrum, for both weightings at once
-        re = np.empty((2, n, n_band), dtype=np.float32)
-        im = np.empty((2, n, n_band), dtype=np.float32)
-        np.multiply(w, inv, out=p1)
-        np.multiply(cr, p1, out=re[1])
-        np.multiply(ci, p1, out=im[1])
-        w += np.float32(onset_floor)
-        w *= inv
-        np.multiply(cr, w, out=re[0])
-        np.multiply(ci, w, out=im[0])
+        # the PHAT-weighted cross-spectrum (with onsets: for both weightings at once)
+        re = np.empty((2 if onset else 1, e - s, n_band), dtype=np.float32)
+        im = np.empty_like(re)
+        block(X, s, e, lo, hi, seg_a, seg_b, ONSET_RISE, floor, n_keep, EPS, ONSET_MEMORY,
+              hist, c_re, c_im, seg_power, w_out, kept_out, re, im)
         g = _correlation_at_lags(re, im, n_corr, lo, max_lag)
         gcc[s:e] = g[0]
         if g_on is not None:
@@ -761,7 +750,10 @@ def two_channel_cues(
         gcc *= (n_corr / (w_sum + np.float32(onset_floor * n_band) + EPS))[:, None]
     else:
         gcc *= n_corr / max(float(n_band), 1.0)
-    pos, pk = parabolic_peak(gcc, np.argmax(gcc, axis=-1))
+    if kernels.JIT:
+        pos, pk = kernels.row_peaks(gcc)
+    else:
+        pos, pk = parabolic_peak(gcc, np.argmax(gcc, axis=-1))
     itd = lag_itd[0] + pos * (lag_itd[1] - lag_itd[0])
     peak = np.clip(pk, 0.0, 1.0)
     e_coh, e_broad, *e_band = np.tensordot(combine, seg_power, axes=1)
@@ -777,6 +769,62 @@ def two_channel_cues(
     r_win = window_sums(g_on, starts, win) * (n_corr / (w_win[:, None] + EPS))
     return TwoChannelCues(lag_itd, gcc, itd, peak, coh, ild, ild_band, w_sum, r_win, w_win,
                           kept)
+
+
+def _two_channel_block(X, s, e, lo, hi, seg_a, seg_b, rise, floor, n_keep, eps, memory,
+                       hist, c_re, c_im, seg_power, w_sum, kept, re, im) -> None:
+    """numpy twin of :func:`spa2v.kernels.two_channel_block` (same arguments, same
+    figures): the elementwise part of :func:`two_channel_cues` for frames ``s:e``, one
+    numpy pass per step over the block."""
+    n = e - s
+    for i in range(seg_a.size):
+        seg_power[i, :, s:e] = _abs2_sum(X[:, s:e, seg_a[i]:seg_b[i]])
+    nb = c_re.shape[1]
+    cblk = X[0, s:e, :nb] * np.conj(X[1, s:e, :nb])
+    c_re[s:e] = cblk.real
+    c_im[s:e] = cblk.imag
+    cr, ci = c_re[s:e, lo:hi], c_im[s:e, lo:hi]
+    a0 = np.abs(X[0, s:e, lo:hi])
+    p1 = np.abs(X[1, s:e, lo:hi])
+    inv = a0 * p1  # PHAT: 1 / |cross| = 1 / (|left| |right|)
+    inv += eps
+    np.divide(1.0, inv, out=inv)
+    if re.shape[0] == 1:  # no onset weighting
+        np.multiply(cr, inv, out=re[0])
+        np.multiply(ci, inv, out=im[0])
+        return
+    psum = np.square(a0, out=hist[memory : memory + n])  # both channels' power
+    psum += np.square(p1, out=p1)
+    w = hist[memory - 1 : memory - 1 + n].copy()  # the previous frames' maximum
+    for k in range(2, memory + 1):
+        np.maximum(w, hist[memory - k : memory - k + n], out=w)
+    silent = psum <= eps
+    w *= rise
+    np.add(psum, eps, out=p1)
+    w /= p1
+    np.subtract(1.0, w, out=w)
+    np.maximum(w, 0.0, out=w)  # (and at most 1: the subtracted ratio is not negative)
+    w[silent] = 0.0  # silence carries no wavefront
+    hist[:memory] = hist[n : n + memory]  # carried to the next block
+    if n_keep > lo:
+        kept[s:e, lo:n_keep] = w[:, : n_keep - lo]
+    np.matmul(w, np.ones(w.shape[1], dtype=np.float32), out=w_sum[s:e])
+    np.multiply(w, inv, out=p1)
+    np.multiply(cr, p1, out=re[1])
+    np.multiply(ci, p1, out=im[1])
+    w += np.float32(floor)
+    w *= inv
+    np.multiply(cr, w, out=re[0])
+    np.multiply(ci, w, out=im[0])
+
+
+@lru_cache(maxsize=32)
+def _segment_bounds(segments: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """First and stop bins of disjoint segments, as two int64 arrays (read-only, cached)."""
+    a = np.array([sg[0] for sg in segments], dtype=np.int64)
+    b = np.array([sg[1] for sg in segments], dtype=np.int64)
+    a.flags.writeable = b.flags.writeable = False
+    return a, b
 
 
 def frame_gcc_itd_s(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S):

@@ -1,0 +1,201 @@
+"""Compiled inner loops of the cue extraction (numba), used when numba is installed.
+
+The STFT's windowing and the two-channel cue pass touch every time-frequency bin a few
+times; in numpy each step is its own pass over memory (a dozen for the two-channel cues),
+here each is one loop that reads a frame's bins once while they are in cache.  Every
+kernel has a numpy twin in :mod:`spa2v.cues` that computes the same figures (to float32
+rounding) and serves where numba is missing, or when ``SPA2V_JIT=0`` is set; the tests
+run both.
+
+The kernels are compiled on first use and cached on disk (numba's ``cache=True``), so
+only the first process pays the compilation (a few seconds).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:  # numba is a dependency wherever it has wheels; the numpy paths serve elsewhere
+    import numba
+except ImportError:  # pragma: no cover - exercised only where numba is absent
+    numba = None
+
+JIT = numba is not None and os.environ.get("SPA2V_JIT", "1") != "0"
+"""Whether :mod:`spa2v.cues` uses the compiled kernels (numba importable and
+``SPA2V_JIT`` not ``0``)."""
+
+# floating-point freedoms that let the loops vectorise (sums in any order, fused
+# multiply-add, division by a reciprocal); never the no-NaN or no-infinity assumptions
+_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+
+
+def _jit(fn):
+    if numba is None:  # pragma: no cover
+        return None
+    # numpy's error model: a division by zero gives inf or NaN, as in numpy, instead of
+    # a check (and a branch) per division that keeps the loops from vectorising
+    return numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")(fn)
+
+
+def _window_frames(y, first, hop, win, out, power):
+    """``out[i] = y[(first + i) * hop : ... + n_fft] * win`` and ``power[i]``, the sum of
+    squares of ``out[i]``, for each row ``i`` of ``out``."""
+    n_fft = win.size
+    for i in range(out.shape[0]):
+        # row views: their indices need no wrap-around checks, so the loop vectorises
+        frame = y[(first + i) * hop : (first + i) * hop + n_fft]
+        row = out[i]
+        acc = np.float32(0.0)
+        for k in range(n_fft):
+            v = frame[k] * win[k]
+            row[k] = v
+            acc += v * v
+        power[i] = acc
+
+
+window_frames = _jit(_window_frames)
+
+
+def _two_channel_block(X, s, e, lo, hi, seg_a, seg_b, rise, floor, n_keep, eps, memory,
+                       hist, c_re, c_im, seg_power, w_sum, kept, re, im):
+    """The elementwise part of :func:`spa2v.cues.two_channel_cues` for frames ``s:e``.
+
+    Writes each channel's power over the segments ``seg_a[i]:seg_b[i]`` (``seg_power``),
+    the cross-spectrum ``X[0] * conj(X[1])`` over the first ``c_re.shape[1]`` bins
+    (``c_re``, ``c_im``), and, over the GCC band ``lo:hi``, the PHAT-weighted
+    cross-spectrum: with onset weighting (``re.shape[0] == 2``) times ``floor + w`` (row 0)
+    and times ``w`` (row 1), ``w`` each bin's onset weight, whose per-frame sums go to
+    ``w_sum`` and whose bins below ``n_keep`` to ``kept``; without, unweighted (row 0).
+    ``hist`` ``(memory + at least e - s, bins)`` holds the band's summed power (both
+    channels) of the ``memory`` frames before ``s`` in its first rows, and of the block's
+    last ones on return.
+    """
+    F = c_re.shape[1]
+    n_band = hi - lo
+    onset = re.shape[0] == 2
+    top = F
+    for i in range(seg_b.size):
+        top = max(top, seg_b[i])
+    top = max(top, hi)
+    P = np.empty((2, top), dtype=np.float32)
+    w = np.empty(n_band, dtype=np.float32)
+    inv = np.empty(n_band, dtype=np.float32)
+    rise32, eps32, floor32 = np.float32(rise), np.float32(eps), np.float32(floor)
+    for t in range(s, e):
+        i = t - s
+        # row views: their indices need no wrap-around checks, so the loops vectorise
+        left, right = X[0, t], X[1, t]
+        pl, pr, cr, ci = P[0], P[1], c_re[t], c_im[t]
+        for k in range(top):
+            pl[k] = left[k].real * left[k].real + left[k].imag * left[k].imag
+            pr[k] = right[k].real * right[k].real + right[k].imag * right[k].imag
+        for g in range(seg_a.size):
+            for ch in range(2):
+                run = P[ch, seg_a[g] : seg_b[g]]
+                acc = np.float32(0.0)
+                for k in range(run.size):
+                    acc += run[k]
+                seg_power[g, ch, t] = acc
+        for k in range(F):
+            cr[k] = left[k].real * right[k].real + left[k].imag * right[k].imag
+            ci[k] = left[k].imag * right[k].real - left[k].real * right[k].imag
+        bl, br, bcr, bci = pl[lo:hi], pr[lo:hi], cr[lo:hi], ci[lo:hi]
+        # (short loops over few arrays each: the compiler vectorises them)
+        for j in range(n_band):  # PHAT: 1 / |cross| = 1 / (|left| |right|)
+            inv[j] = np.float32(1.0) / (np.sqrt(bl[j]) * np.sqrt(br[j]) + eps32)
+        if not onset:
+            r0, i0 = re[0, i], im[0, i]
+            for j in range(n_band):
+                r0[j] = bcr[j] * inv[j]
+                i0[j] = bci[j] * inv[j]
+            continue
+        now = hist[memory + i]
+        for j in range(n_band):
+            now[j] = bl[j] + br[j]
+        prev = hist[memory + i - 1].copy()
+        for q in range(2, memory + 1):
+            back = hist[memory + i - q]
+            for j in range(n_band):
+                prev[j] = max(prev[j], back[j])
+        ws = np.float32(0.0)
+        for j in range(n_band):
+            wj = max(np.float32(1.0) - rise32 * prev[j] / (now[j] + eps32), np.float32(0.0))
+            wj = wj if now[j] > eps32 else np.float32(0.0)  # silence carries no wavefront
+            w[j] = wj
+            ws += wj
+        r0, i0, r1, i1 = re[0, i], im[0, i], re[1, i], im[1, i]
+        for j in range(n_band):
+            on = w[j] * inv[j]
+            r1[j] = bcr[j] * on
+            i1[j] = bci[j] * on
+        for j in range(n_band):
+            both = (w[j] + floor32) * inv[j]
+            r0[j] = bcr[j] * both
+            i0[j] = bci[j] * both
+        w_sum[t] = ws
+        for j in range(max(n_keep - lo, 0)):
+            kept[t, lo + j] = w[j]
+    if onset:
+        n = e - s
+        for q in range(memory):  # the block's last frames, for the next block
+            hist[q] = hist[n + q]
+
+
+two_channel_block = _jit(_two_channel_block)
+
+
+def _row_peaks(r):
+    """Each row's maximum (the first, as ``np.argmax``), refined by a parabola through it
+    and its neighbours: the position ``(rows,)`` in columns and the height
+    (:func:`spa2v.cues.parabolic_peak` of ``np.argmax(r, axis=-1)``)."""
+    n, m = r.shape
+    pos = np.empty(n)
+    height = np.empty(n)
+    for i in range(n):
+        k = 0
+        for j in range(1, m):
+            if r[i, j] > r[i, k]:
+                k = j
+        height[i] = r[i, k]
+        if k < 1 or k > m - 2:
+            pos[i] = min(max(k, 1), m - 2)
+            continue
+        y0, y1, y2 = np.float64(r[i, k - 1]), np.float64(r[i, k]), np.float64(r[i, k + 1])
+        den = y0 - 2.0 * y1 + y2
+        d = 0.5 * (y0 - y2) / den if abs(den) > 1e-12 else 0.0
+        pos[i] = k + min(max(d, -0.5), 0.5)
+    return pos, height
+
+
+row_peaks = _jit(_row_peaks)
+
+
+def _coherence_near(c_re, c_im, lag, cos_rows, sin_rows, e0, e1, eps):
+    """``max(|cc[lag - 1]|, |cc[lag]|, |cc[lag + 1]|) * n_corr / 2 / sqrt(e0 * e1)``, clipped
+    to [0, 1], per frame, where ``cc = irfft(c_re + 1j * c_im, n_corr)``: evaluated at those
+    three lags only, from ``irfft``'s weights of each bin at lags ``0..R`` (rows of
+    ``cos_rows`` and ``sin_rows``, ``(R + 1, bins)``; a negative lag by symmetry).  Every
+    ``|lag| + 1`` must be at most ``R``."""
+    n_bins = c_re.shape[1]
+    n_corr = 2 * (n_bins - 1)
+    out = np.empty(c_re.shape[0])
+    for t in range(c_re.shape[0]):
+        best = 0.0
+        for d in range(-1, 2):
+            q = lag[t] + d
+            row = abs(q)
+            sign = 1.0 if q >= 0 else -1.0
+            even = np.float32(0.0)
+            odd = np.float32(0.0)
+            for k in range(n_bins):
+                even += c_re[t, k] * cos_rows[row, k]
+                odd += c_im[t, k] * sin_rows[row, k]
+            best = max(best, abs(even - sign * odd))
+        v = best * (n_corr / 2.0) / (np.sqrt(e0[t] * e1[t]) + eps)
+        out[t] = min(max(v, 0.0), 1.0)
+    return out
+
+
+coherence_near = _jit(_coherence_near)

@@ -1,0 +1,141 @@
+"""The compiled kernels (numba) against their numpy twins, on real audio.
+
+spa2v.cues runs the kernels when numba is importable; each has a numpy twin that serves
+elsewhere.  Both must give the same cues (to float32 rounding) and the same analysis.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spa2v import cues, kernels, tracking
+from spa2v.hrtf import SofaHrtf
+from spa2v.simulate import Keyframe, SceneSource, Trajectory, simulate_scene
+from spa2v.sources import make_source
+
+pytest.importorskip("numba")
+
+SR = 48000
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    """A talker passing an engine in a room through the measured KEMAR head, with a
+    stretch of digital silence and a stretch of one silent ear."""
+    sofa = SHARED_DATA / "hrtf" / "mit_kemar_normal_pinna.sofa"
+    if not sofa.exists():
+        pytest.skip("shared KEMAR SOFA file absent")
+    head = SofaHrtf.from_file(sofa, SR)
+    dur = 3.0
+    srcs = [
+        SceneSource(make_source("babble", duration_s=dur, sr=SR, seed=3),
+                    Trajectory([Keyframe(0, 50, 0, 2), Keyframe(dur, -40, 0, 2)])),
+        SceneSource(make_source("engine", duration_s=dur, sr=SR, seed=4),
+                    Trajectory.static(-30, 0, 3)),
+    ]
+    y = simulate_scene(srcs, fmt="binaural", sr=SR, duration_s=dur, head=head, rt60_s=0.5,
+                       noise_snr_db=25.0, seed=5).audio.astype(np.float32)
+    y[:, SR // 2: SR // 2 + SR // 5] = 0.0  # silence: no onsets, no phase
+    y[1, 2 * SR: 2 * SR + SR // 10] = 0.0  # one ear silent
+    return y
+
+
+def _numpy(monkeypatch):
+    monkeypatch.setattr(kernels, "JIT", False)
+
+
+def test_the_kernels_are_in_use_where_numba_is_installed():
+    assert kernels.JIT == (os.environ.get("SPA2V_JIT", "1") != "0")
+    for name in ("window_frames", "two_channel_block", "row_peaks", "coherence_near"):
+        assert callable(getattr(kernels, name))
+
+
+def test_stft_windowing_kernel_matches_numpy(scene, monkeypatch):
+    S_jit = cues.stft(scene, SR)
+    _numpy(monkeypatch)
+    S_np = cues.stft(scene, SR)
+    assert np.allclose(S_jit.X, S_np.X, rtol=1e-5, atol=1e-5)
+    assert np.allclose(S_jit.frame_power, S_np.frame_power, rtol=1e-5, atol=1e-9)
+    # a view that is not contiguous (channels last, as read from a file) gives the same
+    S_t = cues.stft(np.ascontiguousarray(scene.T).T, SR)
+    assert np.allclose(S_t.X, S_np.X, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_two_channel_kernel_matches_numpy(scene, monkeypatch, weighted):
+    S = cues.stft(scene, SR)
+    T = S.X.shape[1]
+    starts, win = tracking._windows(T, S.hop_s)
+    active = np.ones(T, dtype=bool)
+    active[T // 4: T // 4 + 8] = False
+    kw = (dict(onset_floor=tracking.ONSET_FLOOR, active=active, starts=starts, win=win,
+               ild_band_hz=(1500.0, 12000.0), keep_onset_hz=3000.0) if weighted else {})
+    a = cues.two_channel_cues(S, **kw)
+    _numpy(monkeypatch)
+    b = cues.two_channel_cues(S, **kw)
+    for name in a.__dataclass_fields__:
+        x, z = getattr(a, name), getattr(b, name)
+        if z is None:
+            assert x is None, name
+            continue
+        assert x.shape == z.shape, name
+        if name in ("itd_s",):  # frames whose two highest lags tie may pick either
+            same = np.argmax(a.gcc, axis=-1) == np.argmax(b.gcc, axis=-1)
+            assert same.mean() > 0.99
+            assert np.allclose(x[same], z[same], atol=1e-8), name
+        elif name == "coherence":
+            assert np.allclose(x, z, atol=2e-3), name
+        else:
+            assert np.allclose(x, z, rtol=1e-4, atol=2e-4), name
+    if weighted:  # silence carries no onsets in either
+        quiet = S.frame_power.max(axis=0) == 0
+        assert quiet.any() and np.all(a.onset[quiet] == 0)
+
+
+def test_row_peaks_kernel_matches_parabolic_peak(rng):
+    r = rng.standard_normal((400, 49)).astype(np.float32)
+    r[0, 0] = r[1, -1] = 10.0  # maxima at the ends: no refinement
+    r[2] = 0.5  # a flat row: the first column, as np.argmax
+    r[3, 10:13] = [2.0, 3.0, 2.0]  # a symmetric peak: exactly on the column
+    pos, height = kernels.row_peaks(r)
+    p_ref, h_ref = cues.parabolic_peak(r, np.argmax(r, axis=-1))
+    assert np.allclose(pos, p_ref, atol=1e-6)
+    assert np.array_equal(height, h_ref)
+    assert pos[0] == 1 and pos[1] == 47 and pos[2] == 1 and pos[3] == 11.0
+
+
+def test_coherence_kernel_matches_numpy(scene, monkeypatch):
+    S = cues.stft(scene, SR)
+    itd, _ = cues.gcc_phat(S)
+    jit = cues.interaural_coherence(S, itd)
+    far = cues.interaural_coherence(S, itd + 3e-3)  # beyond the head: the numpy path
+    _numpy(monkeypatch)
+    ref = cues.interaural_coherence(S, itd)
+    assert np.allclose(jit, ref, atol=2e-3)
+    assert np.allclose(far, cues.interaural_coherence(S, itd + 3e-3))
+    assert 0.0 <= jit.min() and jit.max() <= 1.0 and jit.max() > 0.5
+
+
+def test_analysis_is_the_same_with_and_without_the_kernels(scene, monkeypatch):
+    a = tracking.to_json(tracking.analyze_signal(scene, SR, "binaural"), "scene")
+    _numpy(monkeypatch)
+    b = tracking.to_json(tracking.analyze_signal(scene, SR, "binaural"), "scene")
+    assert len(a["sources"]) == len(b["sources"]) >= 2
+    for sa, sb in zip(a["sources"], b["sources"], strict=True):
+        assert sa["position"] == sb["position"] and sa["motion"] == sb["motion"]
+        assert np.allclose(sa["azimuth_deg"], sb["azimuth_deg"], atol=0.5, equal_nan=True)
+
+
+def test_spa2v_jit_0_turns_the_kernels_off():
+    env = dict(os.environ, SPA2V_JIT="0")
+    out = subprocess.run([sys.executable, "-c", "from spa2v import kernels; print(kernels.JIT)"],
+                         capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    assert out.stdout.strip() == "False"
