@@ -1,11 +1,11 @@
-"""Compiled inner loops of the cue extraction (numba), used when numba is installed.
+"""Compiled inner loops of the analysis (numba), used when numba is installed.
 
 The STFT's windowing and the two-channel cue pass touch every time-frequency bin a few
 times; in numpy each step is its own pass over memory (a dozen for the two-channel cues),
 here each is one loop that reads a frame's bins once while they are in cache.  Every
-kernel has a numpy twin in :mod:`spa2v.cues` that computes the same figures (to float32
-rounding) and serves where numba is missing, or when ``SPA2V_JIT=0`` is set; the tests
-run both.
+kernel has a numpy twin (in :mod:`spa2v.cues` or :mod:`spa2v.tracking`) that computes the
+same figures (to float32 rounding) and serves where numba is missing, or when
+``SPA2V_JIT=0`` is set; the tests run both.
 
 The kernels are compiled on first use and cached on disk (numba's ``cache=True``), so
 only the first process pays the compilation (a few seconds).
@@ -13,18 +13,19 @@ only the first process pays the compilation (a few seconds).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 
 import numpy as np
 
-try:  # numba is a dependency wherever it has wheels; the numpy paths serve elsewhere
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None
+_NUMBA = importlib.util.find_spec("numba") is not None
+"""numba is installed (a dependency wherever it has wheels; it is imported, and each
+kernel compiled, on the kernel's first call, so that importing spa2v stays quick)."""
 
-JIT = numba is not None and os.environ.get("SPA2V_JIT", "1") != "0"
-"""Whether :mod:`spa2v.cues` uses the compiled kernels (numba importable and
-``SPA2V_JIT`` not ``0``)."""
+JIT = _NUMBA and os.environ.get("SPA2V_JIT", "1") != "0"
+"""Whether :mod:`spa2v.cues` and :mod:`spa2v.tracking` use the compiled kernels (numba
+installed and ``SPA2V_JIT`` not ``0``)."""
 
 # floating-point freedoms that let the loops vectorise (sums in any order, fused
 # multiply-add, division by a reciprocal); never the no-NaN or no-infinity assumptions
@@ -32,11 +33,24 @@ _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 
 def _jit(fn):
-    if numba is None:  # pragma: no cover
+    """``fn`` compiled by numba on its first call (``None`` without numba)."""
+    if not _NUMBA:  # pragma: no cover - exercised only where numba is absent
         return None
-    # numpy's error model: a division by zero gives inf or NaN, as in numpy, instead of
-    # a check (and a branch) per division that keeps the loops from vectorising
-    return numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")(fn)
+    compiled = None
+
+    @functools.wraps(fn)
+    def call(*args):
+        nonlocal compiled
+        if compiled is None:
+            import numba
+
+            # numpy's error model: a division by zero gives inf or NaN, as in numpy,
+            # instead of a check (and a branch) per division that keeps loops scalar
+            compiled = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH,
+                                  error_model="numpy")(fn)
+        return compiled(*args)
+
+    return call
 
 
 def _window_frames(y, first, hop, win, out, power):
@@ -199,3 +213,43 @@ def _coherence_near(c_re, c_im, lag, cos_rows, sin_rows, e0, e1, eps):
 
 
 coherence_near = _jit(_coherence_near)
+
+
+def _set_aside(e_win, e_sub, e_bin, key, e_re, e_im, e_w, k_of, speed_of, sub_t_s, s_re,
+               s_im, cos_wide, cos_model, cos_tight, n_keys, eps):
+    """The residual search's step that sets aside the bins a found source explains
+    (``set_aside`` in :func:`spa2v.tracking._residual_window_peaks`, its numpy twin).
+
+    Entry ``e`` (a time-frequency bin of window ``e_win[e]``, sub-block ``e_sub[e]``, bin
+    ``e_bin[e]``, phasor ``e_re + 1j e_im``, weight ``e_w``) of a window with a source
+    (grid row ``k_of >= 0``, sweeping at ``speed_of`` deg/s) loses its weight when its
+    phase is within ``cos_model`` of the head model's for the source's direction at its
+    sub-block, or within ``cos_tight`` of the source's own phase in that (window, bin),
+    ``key[e]``: the mean phasor of the entries within ``cos_wide`` of the model's.
+    """
+    n = e_w.size
+    n_grid = s_re.shape[0]
+    o_re = np.zeros(n_keys)
+    o_im = np.zeros(n_keys)
+    c = np.empty(n, dtype=np.float32)
+    for e in range(n):
+        kw = k_of[e_win[e]]
+        if kw < 0 or not e_w[e] > 0:
+            continue
+        k = kw + np.int64(np.rint(speed_of[e_win[e]] * sub_t_s[e_sub[e]]))
+        k = min(max(k, 0), n_grid - 1)
+        b = e_bin[e]
+        c[e] = e_re[e] * s_re[k, b] - e_im[e] * s_im[k, b]  # cos of the mismatch with it
+        if c[e] > cos_wide:  # the source's own phase: the mean of its bins near the model's
+            o_re[key[e]] += np.float64(e_re[e] * e_w[e])
+            o_im[key[e]] += np.float64(e_im[e] * e_w[e])
+    for e in range(n):
+        if k_of[e_win[e]] < 0 or not e_w[e] > 0:
+            continue
+        q = key[e]
+        own = (e_re[e] * o_re[q] + e_im[e] * o_im[q]) / (np.hypot(o_re[q], o_im[q]) + eps)
+        if not (c[e] <= cos_model and own <= cos_tight):
+            e_w[e] = 0.0
+
+
+set_aside = _jit(_set_aside)

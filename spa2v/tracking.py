@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter
 
-from spa2v import cues, distance
+from spa2v import cues, distance, kernels
 from spa2v.conventions import (
     CROSSING_MIN_SWEEP_DEG,
     angle_diff_deg,
@@ -287,9 +287,11 @@ def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sourc
     above ``min_height``; peaks closer than ``min_sep_deg`` to a higher one are dropped.
     """
     H = np.asarray(H, dtype=np.float64)
-    left = np.roll(H, 1, axis=-1)
-    right = np.roll(H, -1, axis=-1)
-    if not circular:  # the ends of the range are never peaks: the function may still rise
+    left, right = np.empty_like(H), np.empty_like(H)  # each bin's neighbours
+    left[:, 1:], right[:, :-1] = H[:, :-1], H[:, 1:]
+    if circular:
+        left[:, 0], right[:, -1] = H[:, -1], H[:, 0]
+    else:  # the ends of the range are never peaks: the function may still rise
         left[:, 0] = right[:, -1] = np.inf
     top = H.max(axis=-1, keepdims=True)
     is_peak = (H >= left) & (H > right) & (H >= rel_height * top) & (H > min_height) & (top > 0)
@@ -736,6 +738,11 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
         k_of[wins] = _grid_index(az_w)
         speed_of[:] = 0.0
         speed_of[wins] = speed_deg_s
+        if kernels.JIT:
+            kernels.set_aside(e_win, e_sub, e_bin, key, e_re, e_im, e_w, k_of, speed_of,
+                              sub_t_s, s_re, s_im, cos_wide, cos_model, cos_tight, n_w * nf,
+                              cues.EPS)
+            return
         sel = np.nonzero((k_of[e_win] >= 0) & (e_w > 0))[0]
         if not sel.size:
             return
