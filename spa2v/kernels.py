@@ -42,7 +42,11 @@ def _jit(fn):
     def call(*args):
         nonlocal compiled
         if compiled is None:
-            import numba
+            try:
+                import numba
+            except ImportError as exc:  # installed but broken (a numpy it does not support)
+                raise RuntimeError(f"numba is installed but does not import ({exc}); set "
+                                   "SPA2V_JIT=0 to run the numpy paths instead") from exc
 
             # numpy's error model: a division by zero gives inf or NaN, as in numpy,
             # instead of a check (and a branch) per division that keeps loops scalar

@@ -164,3 +164,19 @@ def test_residual_search_kernel_matches_numpy(monkeypatch):
     assert sorted(round(s["mean_azimuth_deg"]) for s in a["sources"]) == pytest.approx(
         [-40, 40], abs=8)
     assert a["sources"] == b["sources"]
+
+
+def test_a_numba_that_does_not_import_says_how_to_go_on(tmp_path):
+    """A numba that no longer imports (say, after numpy was upgraded past it) stops the
+    first kernel call with a line naming the way out, not a bare ImportError."""
+    fake = tmp_path / "numba"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise ImportError("Numba needs NumPy 1.0")\n')
+    code = ("import numpy as np\nfrom spa2v import kernels\nassert kernels.JIT\n"
+            "kernels.row_peaks(np.zeros((2, 5), np.float32))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    env.pop("SPA2V_JIT", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
+    assert out.returncode != 0
+    assert "SPA2V_JIT=0" in out.stderr and "Numba needs NumPy 1.0" in out.stderr
