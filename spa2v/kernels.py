@@ -50,8 +50,11 @@ def _jit(fn):
 
             # numpy's error model: a division by zero gives inf or NaN, as in numpy,
             # instead of a check (and a branch) per division that keeps loops scalar
-            compiled = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH,
-                                  error_model="numpy")(fn)
+            options = dict(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+            try:
+                compiled = numba.njit(cache=True, **options)(fn)
+            except RuntimeError:  # no writable cache directory: compile in each process
+                compiled = numba.njit(**options)(fn)
         return compiled(*args)
 
     return call
@@ -100,6 +103,7 @@ def _two_channel_block(X, s, e, lo, hi, seg_a, seg_b, rise, floor, n_keep, eps, 
     P = np.empty((2, top), dtype=np.float32)
     w = np.empty(n_band, dtype=np.float32)
     inv = np.empty(n_band, dtype=np.float32)
+    prev = np.empty(n_band, dtype=np.float32)
     rise32, eps32, floor32 = np.float32(rise), np.float32(eps), np.float32(floor)
     for t in range(s, e):
         i = t - s
@@ -132,7 +136,7 @@ def _two_channel_block(X, s, e, lo, hi, seg_a, seg_b, rise, floor, n_keep, eps, 
         now = hist[memory + i]
         for j in range(n_band):
             now[j] = bl[j] + br[j]
-        prev = hist[memory + i - 1].copy()
+        prev[:] = hist[memory + i - 1]  # the previous frames' maximum
         for q in range(2, memory + 1):
             back = hist[memory + i - q]
             for j in range(n_band):
