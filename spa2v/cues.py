@@ -138,7 +138,6 @@ def stft(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S) -> Spectrogram
     if n < n_fft:
         raise ValueError(f"signal of {n} samples is shorter than one analysis frame ({n_fft})")
     n_frames = 1 + (n - n_fft) // hop
-    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[:, ::hop][:, :n_frames]
     win = _window(n_fft)
     X = np.empty((y.shape[0], n_frames, n_fft // 2 + 1), dtype=np.complex64)
     frame_power = np.empty((y.shape[0], n_frames), dtype=np.float32)
@@ -146,13 +145,16 @@ def stft(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S) -> Spectrogram
     block = max(1, min(n_frames, _STFT_BLOCK_BYTES // (4 * n_fft)))
     buf = np.empty((block, n_fft), dtype=np.float32)
     for c in range(y.shape[0]):
+        # (the numpy path reads the frames through a strided view of the signal)
+        frames = None if kernels.JIT else np.lib.stride_tricks.sliding_window_view(
+            y[c], n_fft)[::hop]
         for s in range(0, n_frames, block):
             e = min(s + block, n_frames)
             b = buf[: e - s]
-            if kernels.JIT:
+            if frames is None:
                 kernels.window_frames(y[c], s, hop, win, b, frame_power[c, s:e])
             else:
-                np.multiply(frames[c, s:e], win, out=b)
+                np.multiply(frames[s:e], win, out=b)
                 frame_power[c, s:e] = _sum_squares(b)
             _rfft_rows(b, X[c, s:e])
     return Spectrogram(X, int(sr), hop, n_fft, frame_power)
@@ -290,10 +292,11 @@ def _weight_runs(m: np.ndarray) -> tuple[tuple[int, int, float], ...]:
 
 
 @lru_cache(maxsize=32)
-def _disjoint_segments(sums) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """Disjoint runs of bins covering weighted sums over runs ``((first, stop, weight), ...)``
-    and the matrix ``(sums, segments)`` that recombines the runs' power into the sums
-    (``sums`` a tuple, so that the result is computed once per layout of bins)."""
+def _disjoint_segments(sums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint runs of bins covering weighted sums over runs ``((first, stop, weight), ...)``:
+    their first and stop bins (two int64 arrays), and the matrix ``(sums, segments)`` that
+    recombines the runs' power into the sums (``sums`` a tuple, so that the result is
+    computed once per layout of bins; the arrays are shared, read-only)."""
     cuts = sorted({c for runs in sums for a, b, _ in runs for c in (a, b)})
     segments = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=False) if b > a]
     combine = np.zeros((len(sums), len(segments)))
@@ -304,8 +307,12 @@ def _disjoint_segments(sums) -> tuple[list[tuple[int, int]], np.ndarray]:
                     combine[i, j] += weight
     keep = combine.any(axis=0)
     combine = combine[:, keep]
-    combine.flags.writeable = False  # shared by every call (cached)
-    return [sg for sg, k in zip(segments, keep, strict=True) if k], combine
+    kept = np.array([sg for sg, k in zip(segments, keep, strict=True) if k],
+                    dtype=np.int64).reshape(-1, 2)
+    first, stop = np.ascontiguousarray(kept[:, 0]), np.ascontiguousarray(kept[:, 1])
+    for a in (first, stop, combine):
+        a.flags.writeable = False  # shared by every call (cached)
+    return first, stop, combine
 
 
 @lru_cache(maxsize=32)
@@ -602,12 +609,12 @@ def _coherence(S: Spectrogram, re: np.ndarray, im: np.ndarray, e: np.ndarray,
     ``(frames, >= n_bins)`` and each channel's power ``e`` ``(2, frames)`` over its first
     ``n_bins`` bins."""
     lag = np.rint(-np.asarray(itd_s) * S.sr * n_corr / S.n_fft)
-    rows = np.arange(re.shape[0])
     reach = int(np.max(np.abs(lag), initial=0.0)) + 1 if np.all(np.isfinite(lag)) else n_corr
     if kernels.JIT and reach <= n_corr // 16:  # the three lags of each frame, directly
         cos_rows, sin_rows = _lag_rows(n_corr, n_bins, -(-reach // 8) * 8)
         return kernels.coherence_near(re[:, :n_bins], im[:, :n_bins], lag.astype(np.int64),
                                       cos_rows, sin_rows, e[0], e[1], EPS)
+    rows = np.arange(re.shape[0])
     if reach <= n_corr // 16:
         # only the few lags a head produces (+-1 around each frame's): a small inverse DFT
         cc = _correlation_at_lags(re[:, :n_bins], im[:, :n_bins], n_corr, 0, reach)
@@ -728,9 +735,8 @@ def two_channel_cues(
     sums = [((0, nb_coh, 1.0),), _erb_runs(S.sr, S.n_fft)]
     if ild_band_hz is not None:
         sums.append((_band_bins(S, *ild_band_hz) + (1.0,),))
-    segments, combine = _disjoint_segments(tuple(sums))
-    seg_a, seg_b = _segment_bounds(tuple(segments))
-    seg_power = np.empty((len(segments), 2, T), dtype=np.float32)
+    seg_a, seg_b, combine = _disjoint_segments(tuple(sums))
+    seg_power = np.empty((seg_a.size, 2, T), dtype=np.float32)
     block = kernels.two_channel_block if kernels.JIT else _two_channel_block
     floor = 0.0 if onset_floor is None else float(onset_floor)
     kept_out = kept if kept is not None else np.empty((0, 0), dtype=np.float32)
@@ -751,7 +757,7 @@ def two_channel_cues(
     else:
         gcc *= n_corr / max(float(n_band), 1.0)
     if kernels.JIT:
-        pos, pk = kernels.row_peaks(gcc)
+        pos, pk = kernels.row_peaks(gcc, EPS)
     else:
         pos, pk = parabolic_peak(gcc, np.argmax(gcc, axis=-1))
     itd = lag_itd[0] + pos * (lag_itd[1] - lag_itd[0])
@@ -816,15 +822,6 @@ def _two_channel_block(X, s, e, lo, hi, seg_a, seg_b, rise, floor, n_keep, eps, 
     w *= inv
     np.multiply(cr, w, out=re[0])
     np.multiply(ci, w, out=im[0])
-
-
-@lru_cache(maxsize=32)
-def _segment_bounds(segments: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
-    """First and stop bins of disjoint segments, as two int64 arrays (read-only, cached)."""
-    a = np.array([sg[0] for sg in segments], dtype=np.int64)
-    b = np.array([sg[1] for sg in segments], dtype=np.int64)
-    a.flags.writeable = b.flags.writeable = False
-    return a, b
 
 
 def frame_gcc_itd_s(y: np.ndarray, sr: int, *, hop_s: float = DEFAULT_HOP_S):

@@ -168,7 +168,7 @@ def _two_channel_block(X, s, e, lo, hi, seg_a, seg_b, rise, floor, n_keep, eps, 
 two_channel_block = _jit(_two_channel_block)
 
 
-def _row_peaks(r):
+def _row_peaks(r, eps):
     """Each row's maximum (the first, as ``np.argmax``), refined by a parabola through it
     and its neighbours: the position ``(rows,)`` in columns and the height
     (:func:`spa2v.cues.parabolic_peak` of ``np.argmax(r, axis=-1)``)."""
@@ -186,7 +186,7 @@ def _row_peaks(r):
             continue
         y0, y1, y2 = np.float64(r[i, k - 1]), np.float64(r[i, k]), np.float64(r[i, k + 1])
         den = y0 - 2.0 * y1 + y2
-        d = 0.5 * (y0 - y2) / den if abs(den) > 1e-12 else 0.0
+        d = 0.5 * (y0 - y2) / den if abs(den) > eps else 0.0
         pos[i] = k + min(max(d, -0.5), 0.5)
     return pos, height
 
@@ -205,15 +205,16 @@ def _coherence_near(c_re, c_im, lag, cos_rows, sin_rows, e0, e1, eps):
     out = np.empty(c_re.shape[0])
     for t in range(c_re.shape[0]):
         best = 0.0
+        cr, ci = c_re[t], c_im[t]  # row views: no wrap-around checks, the loop vectorises
         for d in range(-1, 2):
             q = lag[t] + d
-            row = abs(q)
+            cos_q, sin_q = cos_rows[abs(q)], sin_rows[abs(q)]
             sign = 1.0 if q >= 0 else -1.0
             even = np.float32(0.0)
             odd = np.float32(0.0)
             for k in range(n_bins):
-                even += c_re[t, k] * cos_rows[row, k]
-                odd += c_im[t, k] * sin_rows[row, k]
+                even += cr[k] * cos_q[k]
+                odd += ci[k] * sin_q[k]
             best = max(best, abs(even - sign * odd))
         v = best * (n_corr / 2.0) / (np.sqrt(e0[t] * e1[t]) + eps)
         out[t] = min(max(v, 0.0), 1.0)
@@ -247,7 +248,7 @@ def _set_aside(e_win, e_sub, e_bin, key, e_re, e_im, e_w, k_of, speed_of, sub_t_
         k = kw + np.int64(np.rint(speed_of[e_win[e]] * sub_t_s[e_sub[e]]))
         k = min(max(k, 0), n_grid - 1)
         b = e_bin[e]
-        c[e] = e_re[e] * s_re[k, b] - e_im[e] * s_im[k, b]  # cos of the mismatch with it
+        c[e] = e_re[e] * s_re[k, b] - e_im[e] * s_im[k, b]  # cos of its mismatch with the model
         if c[e] > cos_wide:  # the source's own phase: the mean of its bins near the model's
             o_re[key[e]] += np.float64(e_re[e] * e_w[e])
             o_im[key[e]] += np.float64(e_im[e] * e_w[e])

@@ -48,6 +48,12 @@ def scene() -> np.ndarray:
     return y
 
 
+@pytest.fixture
+def jit(monkeypatch):
+    """The kernels in use whatever ``SPA2V_JIT`` says; ``_numpy`` then turns them off."""
+    monkeypatch.setattr(kernels, "JIT", True)
+
+
 def _numpy(monkeypatch):
     monkeypatch.setattr(kernels, "JIT", False)
 
@@ -58,19 +64,19 @@ def test_the_kernels_are_in_use_where_numba_is_installed():
         assert callable(getattr(kernels, name))
 
 
-def test_stft_windowing_kernel_matches_numpy(scene, monkeypatch):
+def test_stft_windowing_kernel_matches_numpy(scene, monkeypatch, jit):
     S_jit = cues.stft(scene, SR)
+    # a view that is not contiguous (channels last, as read from a file) gives the same
+    S_t = cues.stft(np.ascontiguousarray(scene.T).T, SR)
     _numpy(monkeypatch)
     S_np = cues.stft(scene, SR)
     assert np.allclose(S_jit.X, S_np.X, rtol=1e-5, atol=1e-5)
     assert np.allclose(S_jit.frame_power, S_np.frame_power, rtol=1e-5, atol=1e-9)
-    # a view that is not contiguous (channels last, as read from a file) gives the same
-    S_t = cues.stft(np.ascontiguousarray(scene.T).T, SR)
     assert np.allclose(S_t.X, S_np.X, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("weighted", [True, False])
-def test_two_channel_kernel_matches_numpy(scene, monkeypatch, weighted):
+def test_two_channel_kernel_matches_numpy(scene, monkeypatch, jit, weighted):
     S = cues.stft(scene, SR)
     T = S.X.shape[1]
     starts, win = tracking._windows(T, S.hop_s)
@@ -105,14 +111,14 @@ def test_row_peaks_kernel_matches_parabolic_peak(rng):
     r[0, 0] = r[1, -1] = 10.0  # maxima at the ends: no refinement
     r[2] = 0.5  # a flat row: the first column, as np.argmax
     r[3, 10:13] = [2.0, 3.0, 2.0]  # a symmetric peak: exactly on the column
-    pos, height = kernels.row_peaks(r)
+    pos, height = kernels.row_peaks(r, cues.EPS)
     p_ref, h_ref = cues.parabolic_peak(r, np.argmax(r, axis=-1))
     assert np.allclose(pos, p_ref, atol=1e-6)
     assert np.array_equal(height, h_ref)
     assert pos[0] == 1 and pos[1] == 47 and pos[2] == 1 and pos[3] == 11.0
 
 
-def test_coherence_kernel_matches_numpy(scene, monkeypatch):
+def test_coherence_kernel_matches_numpy(scene, monkeypatch, jit):
     S = cues.stft(scene, SR)
     itd, _ = cues.gcc_phat(S)
     jit = cues.interaural_coherence(S, itd)
@@ -124,7 +130,7 @@ def test_coherence_kernel_matches_numpy(scene, monkeypatch):
     assert 0.0 <= jit.min() and jit.max() <= 1.0 and jit.max() > 0.5
 
 
-def test_analysis_is_the_same_with_and_without_the_kernels(scene, monkeypatch):
+def test_analysis_is_the_same_with_and_without_the_kernels(scene, monkeypatch, jit):
     a = tracking.to_json(tracking.analyze_signal(scene, SR, "binaural"), "scene")
     _numpy(monkeypatch)
     b = tracking.to_json(tracking.analyze_signal(scene, SR, "binaural"), "scene")
@@ -141,7 +147,7 @@ def test_spa2v_jit_0_turns_the_kernels_off():
     assert out.stdout.strip() == "False"
 
 
-def test_residual_search_kernel_matches_numpy(monkeypatch):
+def test_residual_search_kernel_matches_numpy(monkeypatch, jit):
     """A talker beside broadband noise as loud is found by the residual search, whose
     set-aside step runs as a kernel: the same sources with the numpy twin."""
     dur = 3.0
@@ -173,7 +179,7 @@ def test_a_numba_that_does_not_import_says_how_to_go_on(tmp_path):
     fake.mkdir()
     (fake / "__init__.py").write_text('raise ImportError("Numba needs NumPy 1.0")\n')
     code = ("import numpy as np\nfrom spa2v import kernels\nassert kernels.JIT\n"
-            "kernels.row_peaks(np.zeros((2, 5), np.float32))\n")
+            "kernels.row_peaks(np.zeros((2, 5), np.float32), 1e-12)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
     env.pop("SPA2V_JIT", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
