@@ -404,7 +404,14 @@ def gcc_phat_windows(
 
 def window_sums(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
     """Sums of ``x`` ``(frames, ...)`` over the windows of frames ``[s, s + win)`` (cut at
-    the last frame), float64 ``(windows, ...)``: one cumulative sum for all windows."""
+    the last frame), float64 ``(windows, ...)``: each window summed (kernel), or one
+    cumulative sum for all windows (numpy)."""
+    if kernels.JIT and x.dtype in (np.float32, np.float64):
+        out = np.zeros((len(starts),) + x.shape[1:])
+        kernels.window_sums(np.ascontiguousarray(x).reshape(x.shape[0], -1),
+                            np.asarray(starts, dtype=np.int64), int(win),
+                            out.reshape(len(starts), -1))
+        return out
     c = np.zeros((x.shape[0] + 1,) + x.shape[1:])
     np.cumsum(x, axis=0, dtype=np.float64, out=c[1:])
     return c[np.minimum(starts + win, x.shape[0])] - c[starts]

@@ -79,6 +79,21 @@ def _window_frames(y, first, hop, win, out, power):
 window_frames = _jit(_window_frames)
 
 
+def _window_sums(x, starts, win, out):
+    """``out[i] += x[starts[i] : starts[i] + win].sum(axis=0)`` (cut at the last row) for a
+    2-D ``x``, accumulated in ``out``'s precision (float64)."""
+    n = x.shape[0]
+    for i in range(starts.size):
+        acc = out[i]
+        for t in range(starts[i], min(starts[i] + win, n)):
+            row = x[t]
+            for c in range(row.size):
+                acc[c] += row[c]
+
+
+window_sums = _jit(_window_sums)
+
+
 def _two_channel_block(X, s, e, lo, hi, seg_a, seg_b, rise, floor, n_keep, eps, memory,
                        hist, c_re, c_im, seg_power, w_sum, kept, re, im):
     """The elementwise part of :func:`spa2v.cues.two_channel_cues` for frames ``s:e``.

@@ -60,7 +60,8 @@ def _numpy(monkeypatch):
 
 def test_the_kernels_are_in_use_where_numba_is_installed():
     assert kernels.JIT == (os.environ.get("SPA2V_JIT", "1") != "0")
-    for name in ("window_frames", "two_channel_block", "row_peaks", "coherence_near"):
+    for name in ("window_frames", "two_channel_block", "row_peaks", "coherence_near",
+                 "window_sums", "set_aside"):
         assert callable(getattr(kernels, name))
 
 
@@ -73,6 +74,27 @@ def test_stft_windowing_kernel_matches_numpy(scene, monkeypatch, jit):
     assert np.allclose(S_jit.X, S_np.X, rtol=1e-5, atol=1e-5)
     assert np.allclose(S_jit.frame_power, S_np.frame_power, rtol=1e-5, atol=1e-9)
     assert np.allclose(S_t.X, S_np.X, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_window_sums_kernel_matches_numpy(scene, monkeypatch, jit, dtype):
+    """Half-overlapping windows of the analysis (the last ones cut at the end), over the
+    frames' power of KEMAR room audio: per frame, per bin, and the complex bins' parts."""
+    S = cues.stft(scene, SR)
+    T = S.X.shape[1]
+    starts, win = np.arange(0, T - 5, 12), 25  # (the last windows reach past the end)
+    inputs = [S.frame_power[0].astype(dtype), S.power[0, :, :64].astype(dtype),
+              np.ascontiguousarray(S.X[:, :, :8].transpose(1, 0, 2)).view(np.float32)
+              .astype(dtype)]
+    got = [cues.window_sums(x, starts, win) for x in inputs]
+    _numpy(monkeypatch)
+    for x, g in zip(inputs, got, strict=True):
+        want = cues.window_sums(x, starts, win)
+        assert g.shape == want.shape == (starts.size,) + x.shape[1:]
+        assert g.dtype == want.dtype == np.float64
+        assert np.allclose(g, want, rtol=1e-6, atol=1e-9 * float(np.abs(x).max()))
+        last = x[starts[-1]:].sum(axis=0, dtype=np.float64)
+        assert np.allclose(g[-1], last, rtol=1e-6, atol=1e-9 * float(np.abs(x).max()))
 
 
 @pytest.mark.parametrize("weighted", [True, False])
