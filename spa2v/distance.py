@@ -14,9 +14,13 @@ A source that approaches or recedes changes the level of its direct sound by
 Where a binaural level trend is too weak on its own, cues of the direct sound's dominance
 can confirm it: as a source comes closer its direct sound stands out from the diffuse
 field, so the GCC-PHAT function of each frame peaks higher at the source's ITD and the
-frames' ITDs scatter less around it (a receding source's localisation blurs).  Both are
-ratios of the direct sound to the rest, so, unlike the level, they do not follow the
-source's dynamics.  They are read only on frames where the track is the one source.
+frames' ITDs scatter less around it (a receding source's localisation blurs), and its
+high-frequency ILD grows: the diffuse field is as loud at both ears, so it compresses the
+head's ILD by the direct sound's share of the level.  All three are ratios of the direct
+sound to the rest, so, unlike the level, they do not follow the source's dynamics.  They
+are read only on frames where the track is the one source.  Where the ILD can be read (a
+source off to a side), the direct sound's change is the level's change plus that of its
+share; elsewhere the room is taken to hide half of it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ MAX_Z = 4.0
 """Each cue's z-score is clipped to this before they are combined (no one cue decides)."""
 OVERLAP_DB = 6.0
 """Another track within this many dB of a track's level masks its direct-sound cues."""
+SHARE_MIN_ILD_DB = 2.0
+"""The direct sound's share is read from the ILD's compression where the track's ILD
+(median over its frames) is at least this large: a source near the median plane has
+little ILD to compress."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,8 @@ class DirectSound:
         The head model: the ITD of each azimuth.
     track_level_db : np.ndarray, shape ``(tracks, frames)``
         Every track's level, ``-inf`` where it is not active.
+    ild_db : np.ndarray, shape ``(frames,)``, optional
+        Each frame's high-frequency ILD (left over right).
     """
 
     lags_s: np.ndarray
@@ -166,15 +176,18 @@ class DirectSound:
     az_grid_deg: np.ndarray
     itd_table_s: np.ndarray
     track_level_db: np.ndarray
+    ild_db: np.ndarray | None = None
 
     @classmethod
     def of_tracks(cls, lags_s, gcc, itd_s, az_grid_deg, itd_table_s,
-                  tracks: list[tuple[np.ndarray, np.ndarray]]) -> DirectSound:
+                  tracks: list[tuple[np.ndarray, np.ndarray]], *,
+                  ild_db: np.ndarray | None = None) -> DirectSound:
         """The cues of an analysis whose tracks have these ``(active, level_db)``."""
         levels = np.array([np.where(act, lvl, -np.inf) for act, lvl in tracks], dtype=float)
         return cls(np.asarray(lags_s), np.asarray(gcc), np.asarray(itd_s),
                    np.asarray(az_grid_deg), np.asarray(itd_table_s),
-                   levels.reshape(len(tracks), -1))
+                   levels.reshape(len(tracks), -1),
+                   None if ild_db is None else np.asarray(ild_db, dtype=float))
 
     def alone(self, active: np.ndarray, level_db: np.ndarray) -> np.ndarray:
         """Frames where a track is active and no other track comes within ``OVERLAP_DB``."""
@@ -202,6 +215,29 @@ class DirectSound:
                          min_frames=3)
         return h, Trend(-s.change, -s.z)
 
+    def share_trend(self, times: np.ndarray, active: np.ndarray,
+                    level_db: np.ndarray) -> Trend | None:
+        """Trend of the direct sound's share of a track's level (dB), from its ILD.
+
+        The diffuse field adds the same power at both ears, so a frame's ILD is about the
+        head's ILD times the direct sound's share of the level; the trend of the ILD's
+        magnitude (mean over ``DIRECT_WINDOW_S`` windows, in dB) is the share's.  ``None``
+        without ILDs, or where the track's ILD is under ``SHARE_MIN_ILD_DB`` (near the
+        median plane).  Frames as :meth:`trends`.
+        """
+        if self.ild_db is None:
+            return None
+        # the frame's ILD is every source's: another one, however faint, moves it
+        use = np.asarray(active, dtype=bool) & (np.isfinite(self.track_level_db).sum(axis=0) <= 1)
+        if use.sum() < 3:
+            return None
+        ild = self.ild_db[use]
+        side = float(np.median(ild))
+        if abs(side) < SHARE_MIN_ILD_DB:
+            return None
+        return window_trend(np.asarray(times)[use], np.sign(side) * ild, DIRECT_WINDOW_S,
+                            reduce="mean_db", min_frames=3)
+
 
 def stands_alone(level: Trend) -> bool:
     """Whether a level trend is a change of distance without confirmation."""
@@ -214,24 +250,29 @@ def needs_confirmation(level: Trend) -> bool:
             and abs(level.change) >= DISTANCE_MIN_CHANGE_DB / DIFFUSE_MASKING)
 
 
-def distance_change_db(level: Trend, direct: tuple[Trend, ...] = ()) -> float:
+def distance_change_db(level: Trend, direct: tuple[Trend, ...] = (),
+                       share: Trend | None = None) -> float:
     """Estimated change of the direct sound's level (dB) from a track's trends; 0 if none.
 
     A level trend of at least ``DISTANCE_MIN_CHANGE_DB`` that stands out from the level's
-    own ups and downs (z >= ``LEVEL_MIN_Z``) is taken as it is.  A weaker one, down to
-    half of that, counts when the direct-sound cues ``direct`` confirm it: every cue moves
-    the same way as the level and together (Stouffer's z) they reach
-    ``CONFIRMED_MIN_Z``; the diffuse field then hides part of the direct sound's change
-    (``DIFFUSE_MASKING``).
+    own ups and downs (z >= ``LEVEL_MIN_Z``) is taken as it is.  A weaker one counts when
+    the direct-sound cues ``direct`` (and the trend of the direct sound's ``share`` of the
+    level, where it could be read) confirm it: every cue moves the same way as the level
+    and together (Stouffer's z) they reach ``CONFIRMED_MIN_Z``.  The direct sound then
+    changed by the level's change plus its share's; without a share, the level's change
+    must be at least half the threshold, and the diffuse field is taken to hide half of the
+    direct sound's (``DIFFUSE_MASKING``).  The change may still fall short of
+    ``DISTANCE_MIN_CHANGE_DB``: a small change is not a motion.
     """
     if stands_alone(level):
         return level.change
-    if not direct or not needs_confirmation(level):
+    if not direct or (share is None and not needs_confirmation(level)):
         return 0.0
     c = level.change
-    zs = np.clip([level.z] + [d.z for d in direct], -MAX_Z, MAX_Z)
+    cues = list(direct) + ([share] if share is not None else [])
+    zs = np.clip([level.z] + [d.z for d in cues], -MAX_Z, MAX_Z)
     if np.any(np.sign(zs) != np.sign(c)):
         return 0.0
     if abs(float(zs.sum())) / np.sqrt(zs.size) < CONFIRMED_MIN_Z:
         return 0.0
-    return DIFFUSE_MASKING * c
+    return c + share.change if share is not None else DIFFUSE_MASKING * c

@@ -1343,7 +1343,7 @@ def analyze_signal(
             az_single = stereo_pan_to_azimuth(ild_broad)
             sources = _resolve_tracks(track_az, az_bins, w_bins, az_single, np.ones(T), active,
                                       level.max(axis=0), circular=False)
-        direct = _direct_sound(itds, r, itd_all, cal, sources) if cal else None
+        direct = _direct_sound(itds, r, itd_all, cal, sources, tc.ild_band_db) if cal else None
         out = []
         for i, (az, _el, lvl, act, conf) in enumerate(sources):
             tr = SourceTrack(i, times, az, None, lvl, act, conf)
@@ -1660,10 +1660,11 @@ def _finish(tr: SourceTrack, hop_s: float, direct: distance.DirectSound | None =
         change = 0.0  # a crossing: its level follows the head's shadow, not the distance
     else:
         level = distance.level_trend(tr.times[act], lvl)
-        confirm = ()
-        if direct is not None and distance.needs_confirmation(level):
+        confirm, share = (), None
+        if direct is not None and not distance.stands_alone(level):
             confirm = direct.trends(tr.times, tr.azimuth_deg, act, tr.loudness_db)
-        change = distance.distance_change_db(level, confirm)
+            share = direct.share_trend(tr.times, act, tr.loudness_db)
+        change = distance.distance_change_db(level, confirm, share)
     tr.motion = motion_label(sweep, change)
     full = cues.smooth(np.interp(np.arange(tr.loudness_db.size), np.nonzero(act)[0], lvl),
                        max(1, int(round(0.5 / hop_s))))
@@ -1683,11 +1684,13 @@ def level_change_db(times: np.ndarray, level_db: np.ndarray) -> float:
     return trend.change if abs(trend.z) >= distance.LEVEL_MIN_Z else 0.0
 
 
-def _direct_sound(itds, r, itd_s, cal: HeadCalibration, sources) -> distance.DirectSound:
+def _direct_sound(itds, r, itd_s, cal: HeadCalibration, sources,
+                  ild_db: np.ndarray | None = None) -> distance.DirectSound:
     """The direct-sound cues of a binaural analysis (``sources`` as resolved:
-    ``(az, el, level_db, active, confidence)``)."""
+    ``(az, el, level_db, active, confidence)``; ``ild_db`` the frames' high-frequency
+    ILD)."""
     return distance.DirectSound.of_tracks(itds, r, itd_s, AZ_GRID, cal.itd_s,
-                                          [(s[3], s[2]) for s in sources])
+                                          [(s[3], s[2]) for s in sources], ild_db=ild_db)
 
 
 def _sort_loudest(tracks: list[SourceTrack]) -> list[SourceTrack]:

@@ -67,6 +67,45 @@ def test_distance_change_rule(level, direct, expected):
     assert distance.distance_change_db(level, direct) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(("level", "direct", "share", "expected"), [
+    # the level moved 1.4 dB, the direct sound's share 2.1 dB more: 3.5 dB of direct sound
+    (Trend(-1.4, -0.9), (Trend(-1.3, -1.3), Trend(-0.7, -0.7)), Trend(-2.1, -1.9), -3.5),
+    (Trend(0.6, 0.5), (Trend(1.0, 2.8), Trend(2.0, 2.5)), Trend(2.6, 1.5), 3.2),
+    # below half the threshold the level counts where its share confirms it, and only so
+    (Trend(0.6, 0.5), (Trend(1.0, 2.8), Trend(2.0, 2.5)), None, 0.0),
+    (Trend(-1.4, -0.9), (Trend(-1.3, -1.3), Trend(-0.7, -0.7)), Trend(0.5, 0.4), 0.0),
+    (Trend(-1.4, -0.9), (Trend(-0.3, -0.3), Trend(-0.2, -0.2)), Trend(-0.5, -0.4), 0.0),
+    (Trend(6.0, 3.0), (), Trend(-9.0, -4.0), 6.0),  # a clear level trend stands on its own
+])
+def test_distance_change_rule_with_the_direct_share(level, direct, share, expected):
+    assert distance.distance_change_db(level, direct, share) == pytest.approx(expected)
+
+
+def test_the_direct_share_is_read_from_the_compression_of_the_ild():
+    """A diffuse field adds the same power at both ears: as it gains on the direct sound,
+    the ILD shrinks with the direct sound's share of the level (8 -> 4 dB: -3 dB)."""
+    t = _frame_times(3.0)
+    n = t.size
+    ild = 8.0 * 2.0 ** (-t / t[-1]) + np.random.default_rng(0).normal(0.0, 0.3, n)
+    one = [(np.ones(n, bool), np.full(n, -20.0))]
+    args = (np.linspace(-1e-3, 1e-3, 9), np.zeros((n, 9)), np.zeros(n),
+            np.array([-90.0, 90.0]), np.array([-7e-4, 7e-4]))
+    for sign in (1.0, -1.0):  # either side
+        d = distance.DirectSound.of_tracks(*args, one, ild_db=sign * ild)
+        share = d.share_trend(t, *one[0])
+        assert share.change == pytest.approx(-3.0, abs=0.4)
+        assert share.z < -4.0
+    # near the median plane there is no ILD to compress; without ILDs, no share
+    assert distance.DirectSound.of_tracks(*args, one, ild_db=ild / 8.0).share_trend(
+        t, *one[0]) is None
+    assert distance.DirectSound.of_tracks(*args, one).share_trend(t, *one[0]) is None
+    # the frames another source sounds in, however faint, are not read
+    half = np.arange(n) < n // 2
+    two = one + [(half, np.full(n, -45.0))]
+    d = distance.DirectSound.of_tracks(*args, two, ild_db=np.where(half, 1.0, 8.0) * ild)
+    assert d.share_trend(t, *two[0]).change == pytest.approx(-1.5, abs=0.4)
+
+
 def test_direct_sound_cues_are_read_where_a_track_is_heard_alone():
     n = 100
     half = np.arange(n) < n // 2
@@ -137,3 +176,34 @@ def test_music_approaching_and_receding_in_a_room(r0, r1, label, seed):
     an = tracking.analyze_signal(y, SR, "binaural")
     assert len(an.sources) == 1
     assert an.sources[0].motion == label
+
+
+@pytest.mark.parametrize(("name", "seed", "r0", "r1", "label"), [
+    ("babble", 1171, 2.0, 8.0, "receding"),
+    ("piano", 1131, 8.0, 2.0, "approaching"),
+])
+def test_a_talker_and_a_piano_in_a_room_on_an_unknown_head(kemar_sofa, name, seed, r0, r1,
+                                                           label):
+    """Through the measured KEMAR head in a room (RT60 0.5 s, two of the motion benchmark's
+    scenes): 12 dB of direct sound move the total level by 1.4-3.7 dB, within the talker's
+    and the piano's own ups and downs, but the ILD's compression gives the direct sound's
+    share of it."""
+    from spa2v.audio import read_audio
+    from spa2v.hrtf import SofaHrtf
+
+    if name == "piano":
+        path = kemar_sofa.parents[1] / "audio" / "piano_mono.flac"
+        p, _ = read_audio(path, sr=SR, mono=True)
+        p = p[0] / np.sqrt(np.mean(p[0] ** 2)) * 0.1
+        start = (seed * 12345) % (p.size - 4 * SR)
+        sig = p[start : start + 4 * SR]
+    else:
+        sig = make_source(name, duration_s=4.0, sr=SR, seed=seed)
+    az = (25.0 if label == "approaching" else -25.0) + float(
+        np.random.default_rng(seed).uniform(-10, 10))
+    y = simulate_scene([SceneSource(sig, Trajectory((Keyframe(0.0, az, 0.0, r0),
+                                                     Keyframe(4.0, az, 0.0, r1))))],
+                       fmt="binaural", sr=SR, duration_s=4.0, rt60_s=0.5, noise_snr_db=20.0,
+                       seed=seed, head=SofaHrtf.from_file(kemar_sofa, SR)).audio
+    an = tracking.analyze_signal(y, SR, "binaural")
+    assert [s.motion for s in an.sources] == [label]
