@@ -406,7 +406,7 @@ def window_sums(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
     """Sums of ``x`` ``(frames, ...)`` over the windows of frames ``[s, s + win)`` (cut at
     the last frame), float64 ``(windows, ...)``: each window summed (kernel), or one
     cumulative sum for all windows (numpy)."""
-    if kernels.JIT and x.dtype in (np.float32, np.float64):
+    if kernels.JIT and x.dtype in (np.float32, np.float64) and len(starts) and x.size:
         out = np.zeros((len(starts),) + x.shape[1:])
         kernels.window_sums(np.ascontiguousarray(x).reshape(x.shape[0], -1),
                             np.asarray(starts, dtype=np.int64), int(win),

@@ -50,6 +50,9 @@ MAX_Z = 4.0
 """Each cue's z-score is clipped to this before they are combined (no one cue decides)."""
 OVERLAP_DB = 6.0
 """Another track within this many dB of a track's level masks its direct-sound cues."""
+SHARE_MIN_LEVEL_DB = 0.5
+"""With the direct sound's share, a level trend counts from this change on (the share
+confirms a level that moves; it does not stand for one that does not)."""
 SHARE_MIN_ILD_DB = 2.0
 """The direct sound's share is read from the ILD's compression where the track's ILD
 (median over its frames) is at least this large: a source near the median plane has
@@ -183,10 +186,11 @@ class DirectSound:
                   tracks: list[tuple[np.ndarray, np.ndarray]], *,
                   ild_db: np.ndarray | None = None) -> DirectSound:
         """The cues of an analysis whose tracks have these ``(active, level_db)``."""
-        levels = np.array([np.where(act, lvl, -np.inf) for act, lvl in tracks], dtype=float)
+        n = np.asarray(itd_s).shape[0]
+        levels = np.array([np.where(act, lvl, -np.inf) for act, lvl in tracks],
+                          dtype=float).reshape(len(tracks), n)
         return cls(np.asarray(lags_s), np.asarray(gcc), np.asarray(itd_s),
-                   np.asarray(az_grid_deg), np.asarray(itd_table_s),
-                   levels.reshape(len(tracks), -1),
+                   np.asarray(az_grid_deg), np.asarray(itd_table_s), levels,
                    None if ild_db is None else np.asarray(ild_db, dtype=float))
 
     def alone(self, active: np.ndarray, level_db: np.ndarray) -> np.ndarray:
@@ -223,11 +227,11 @@ class DirectSound:
         head's ILD times the direct sound's share of the level; the trend of the ILD's
         magnitude (mean over ``DIRECT_WINDOW_S`` windows, in dB) is the share's.  ``None``
         without ILDs, or where the track's ILD is under ``SHARE_MIN_ILD_DB`` (near the
-        median plane).  Frames as :meth:`trends`.
+        median plane).  Only the frames where no other track sounds are read: a frame's
+        ILD is every source's, and another one, however faint, moves it.
         """
         if self.ild_db is None:
             return None
-        # the frame's ILD is every source's: another one, however faint, moves it
         use = np.asarray(active, dtype=bool) & (np.isfinite(self.track_level_db).sum(axis=0) <= 1)
         if use.sum() < 3:
             return None
@@ -255,18 +259,24 @@ def distance_change_db(level: Trend, direct: tuple[Trend, ...] = (),
     """Estimated change of the direct sound's level (dB) from a track's trends; 0 if none.
 
     A level trend of at least ``DISTANCE_MIN_CHANGE_DB`` that stands out from the level's
-    own ups and downs (z >= ``LEVEL_MIN_Z``) is taken as it is.  A weaker one counts when
-    the direct-sound cues ``direct`` (and the trend of the direct sound's ``share`` of the
-    level, where it could be read) confirm it: every cue moves the same way as the level
-    and together (Stouffer's z) they reach ``CONFIRMED_MIN_Z``.  The direct sound then
-    changed by the level's change plus its share's; without a share, the level's change
-    must be at least half the threshold, and the diffuse field is taken to hide half of the
-    direct sound's (``DIFFUSE_MASKING``).  The change may still fall short of
-    ``DISTANCE_MIN_CHANGE_DB``: a small change is not a motion.
+    own ups and downs (z >= ``LEVEL_MIN_Z``) is taken as it is (it needs no share: the
+    change is the level's).  A weaker one counts when the direct-sound cues ``direct`` (and
+    the trend of the direct sound's ``share`` of the level, where it could be read)
+    confirm it: every cue moves the same way as the level and together (Stouffer's z) they
+    reach ``CONFIRMED_MIN_Z``.  With a share, the level's change must be at least
+    ``SHARE_MIN_LEVEL_DB``, and the direct sound changed by the level's change plus its
+    share's; without one, the level's change must be at least half the threshold, and the
+    diffuse field is taken to hide half of the direct sound's (``DIFFUSE_MASKING``).  The
+    change may still fall short of ``DISTANCE_MIN_CHANGE_DB``: a small change is not a
+    motion.
     """
     if stands_alone(level):
         return level.change
-    if not direct or (share is None and not needs_confirmation(level)):
+    if not direct:
+        return 0.0
+    if share is None and not needs_confirmation(level):
+        return 0.0
+    if share is not None and abs(level.change) < SHARE_MIN_LEVEL_DB:
         return 0.0
     c = level.change
     cues = list(direct) + ([share] if share is not None else [])

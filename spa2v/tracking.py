@@ -8,8 +8,8 @@ Pipeline (``analyze_signal``):
    onset strength (``cues.onset_weights``: the precedence effect; the direct sound
    leads the room's reflections and reverberation, so they cannot pose as sources),
    then the sources it hides: steady ones (all-frames GCC-PHAT), ones that hold the low
-   band or stand out of the steady background there (``foreground_mask``), and ones that
-   hold a few bins (the residual search);
+   band, ones that stand out of the steady background below 3 kHz
+   (``foreground_mask``), and ones that hold a few bins (the residual search);
    studio stereo from a weighted azimuth histogram of per-bin directions (the bin's
    level difference through the stereophonic tangent law); FOA from the signal-subspace
    spectrum of each window's covariance per band (``_foa_subspace_peaks``).
@@ -601,11 +601,11 @@ FOREGROUND_BAND_HZ = (100.0, 3000.0)
 FOREGROUND_RISE = 10.0
 FOREGROUND_PERCENTILE = 20.0
 """A low bin is in the foreground in a frame where its power (both ears) is at least
-``RISE`` times its ``PERCENTILE``-th percentile over the active frames.  A steady source's
-power in a bin is exponentially distributed: it passes in a tenth of the frames
-(``exp(-RISE * 0.223)``), at random; a voice's harmonics, a melody's notes, a siren's
-sweep, standing 10-20 dB above a steady noise as loud as they are, pass wherever they
-sound."""
+``RISE`` times its ``PERCENTILE``-th percentile over the active frames.  A steady point
+source's power in a bin is exponentially distributed: it passes in a tenth of the frames
+(``exp(-RISE * 0.223)``), at random (a diffuse field, whose ears fluctuate apart, far
+less often); a voice's harmonics, a melody's notes, a siren's sweep, standing 10-20 dB
+above a steady noise as loud as they are, pass wherever they sound."""
 FOREGROUND_REL_HEIGHT = 0.5
 FOREGROUND_MIN_R = 0.6
 FOREGROUND_MIN_SHARE = 0.15
@@ -613,7 +613,8 @@ FOREGROUND_MIN_BINS = 16
 FOREGROUND_LINK_DEG = 15.0
 """A peak of a window's foreground steered response at least ``REL_HEIGHT`` of its highest
 (a hidden talker holds most of the foreground: 0.86 of the highest, median; a lone
-engine's side lobes, at most 0.52) is a source when the foreground bins that the sources
+engine's side lobes 0.38-0.52, most of them under it, which spares their tests) is a
+source when the foreground bins that the sources
 found do not explain are at least ``MIN_SHARE`` of the window's and ``MIN_BINS`` in
 number, with a steered response of at least ``MIN_R`` near it, and when the next or the
 previous window adds one within ``LINK_DEG`` too.  Talkers beside pink noise as loud,
@@ -635,7 +636,7 @@ def foreground_mask(power: np.ndarray, active: np.ndarray, freqs: np.ndarray) ->
     p = power[:, lo:hi]
     p_act = p[active]
     k = int(FOREGROUND_PERCENTILE / 100.0 * (p_act.shape[0] - 1))
-    floor = np.partition(p_act, k, axis=0)[k]
+    floor = np.partition(p_act, k, axis=0)[k] + cues.EPS  # (digital silence: no floor)
     fg[:, lo:hi] = (p > FOREGROUND_RISE * floor) & active[:, None]
     return fg
 
@@ -678,18 +679,17 @@ def _add_foreground_peaks(peaks, unit, fg, active, starts, win, cal: HeadCalibra
     of 48 other ones; no lone source, anechoic or in a room, gains a source.
     """
     nf = min(unit.shape[1], cal.steer.shape[1], fg.shape[1])
-    if not len(starts) or not fg.any():
-        return peaks
+    if not len(starts) or max_sources < 2 or not fg.any():
+        return peaks  # (a source is sought beside one found)
     u_fg = (unit[:, :nf] * fg[:, :nf]).astype(np.complex64)
     z = cues.window_sums(u_fg.view(np.float32), starts, win)  # (windows, [re, im] per bin)
     n_fg = cues.window_sums(fg[:, :nf].sum(axis=1, dtype=np.float64), starts, win)
     s_cat = cal.steer_parts(nf)[2]
     P = z[:, 0::2] @ s_cat[:nf] + z[:, 1::2] @ s_cat[nf:]
     P /= n_fg[:, None] + cues.EPS
-    # (beside one source found at least: a window's peaks past max_sources - 1 are moot)
-    cand = _pick_peaks(np.maximum(P, 0.0), AZ_GRID, circular=False,
-                       max_sources=max(max_sources - 1, 1), min_sep_deg=20.0,
-                       rel_height=FOREGROUND_REL_HEIGHT, min_height=0.1)
+    # (the highest peak is often at a source found already: max_sources of them)
+    cand = _pick_peaks(np.maximum(P, 0.0), AZ_GRID, circular=False, max_sources=max_sources,
+                       min_sep_deg=20.0, rel_height=FOREGROUND_REL_HEIGHT, min_height=0.1)
     added: list[list[tuple[float, float]]] = [[] for _ in starts]
     for wi, (start, p, q) in enumerate(zip(starts, peaks, cand, strict=True)):
         if not p or len(p) >= max_sources:

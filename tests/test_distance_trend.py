@@ -76,6 +76,8 @@ def test_distance_change_rule(level, direct, expected):
     (Trend(-1.4, -0.9), (Trend(-1.3, -1.3), Trend(-0.7, -0.7)), Trend(0.5, 0.4), 0.0),
     (Trend(-1.4, -0.9), (Trend(-0.3, -0.3), Trend(-0.2, -0.2)), Trend(-0.5, -0.4), 0.0),
     (Trend(6.0, 3.0), (), Trend(-9.0, -4.0), 6.0),  # a clear level trend stands on its own
+    # the share confirms a level that moves; it does not stand for one that does not
+    (Trend(0.1, 0.1), (Trend(0.1, 0.1), Trend(0.1, 0.1)), Trend(3.0, 4.0), 0.0),
 ])
 def test_distance_change_rule_with_the_direct_share(level, direct, share, expected):
     assert distance.distance_change_db(level, direct, share) == pytest.approx(expected)

@@ -95,6 +95,13 @@ def test_window_sums_kernel_matches_numpy(scene, monkeypatch, jit, dtype):
         assert np.allclose(g, want, rtol=1e-6, atol=1e-9 * float(np.abs(x).max()))
         last = x[starts[-1]:].sum(axis=0, dtype=np.float64)
         assert np.allclose(g[-1], last, rtol=1e-6, atol=1e-9 * float(np.abs(x).max()))
+    # no windows, and a strided (non-contiguous) input
+    x = inputs[1]
+    assert cues.window_sums(x, starts[:0], win).shape == (0, x.shape[1])
+    monkeypatch.setattr(kernels, "JIT", True)
+    assert cues.window_sums(x, starts[:0], win).shape == (0, x.shape[1])
+    strided = cues.window_sums(x[:, ::2], starts, win)
+    assert np.allclose(strided, cues.window_sums(np.ascontiguousarray(x[:, ::2]), starts, win))
 
 
 @pytest.mark.parametrize("weighted", [True, False])

@@ -176,7 +176,8 @@ def test_a_siren_beside_a_broadband_source_is_found(kind, seed, motions):
 def test_a_chance_foreground_window_makes_no_third_source():
     """Two crossing sources leave foreground bins that no found direction explains in a
     window here and there; a foreground source must hold its place in the next window
-    or the previous one too."""
+    or the previous one too.  (Without the foreground search a third source came from
+    elsewhere in this scene: the test guards both.)"""
     from spa2v.roundtrip import roundtrip_layout
 
     spec = make_scene("two_crossing", 30)
