@@ -582,16 +582,24 @@ def _add_steady_peaks(peaks, itds, r, active, starts, win, cal: HeadCalibration,
     return out
 
 
+def _window_response(u: np.ndarray, starts, win, cal: HeadCalibration, lo: int = 0
+                     ) -> np.ndarray:
+    """Each window's head-model steered response ``(windows, AZ_GRID)`` of the unit phasors
+    ``u`` ``(frames, bins)`` of bins ``lo..lo + bins`` (zero where a bin does not count):
+    ``Re(sum of u * steer)`` over the window's frames and the bins, unnormalised."""
+    hi = lo + u.shape[1]
+    z = cues.window_sums(u.astype(np.complex64).view(np.float32), starts, win)
+    s_cat = cal.steer_parts(hi)[2]  # rows: Re s of bins 0..hi, then -Im s of the same
+    return z[:, 0::2] @ s_cat[lo:hi] + z[:, 1::2] @ s_cat[hi + lo:]
+
+
 def _low_band_peaks(unit, active, starts, win, cal, n_act, band, *, max_sources):
     """Peaks of each window's all-frames steered response over the low bins ``band``
     (``(lo, hi)`` bin indices) of the unit phasors ``unit`` ``(frames, bins)``."""
     lo, hi = band
     if hi - lo < 4:
         return [[] for _ in starts]
-    u = unit[:, lo:hi].astype(np.complex64) * active[:, None]
-    z = cues.window_sums(u.view(np.float32), starts, win)  # (windows, [re, im] per bin)
-    s_cat = cal.steer_parts(hi)[2]  # rows: Re s of bins 0..hi, then -Im s of the same
-    P = z[:, 0::2] @ s_cat[lo:hi] + z[:, 1::2] @ s_cat[hi + lo:]
+    P = _window_response(unit[:, lo:hi] * active[:, None], starts, win, cal, lo)
     P /= (n_act[:, None] + cues.EPS) * (hi - lo)
     return _pick_peaks(np.maximum(P, 0.0), AZ_GRID, circular=False, max_sources=max_sources,
                        min_sep_deg=20.0, rel_height=LOW_REL_HEIGHT, min_height=0.02)
@@ -681,11 +689,8 @@ def _add_foreground_peaks(peaks, unit, fg, active, starts, win, cal: HeadCalibra
     nf = min(unit.shape[1], cal.steer.shape[1], fg.shape[1])
     if not len(starts) or max_sources < 2 or not fg.any():
         return peaks  # (a source is sought beside one found)
-    u_fg = (unit[:, :nf] * fg[:, :nf]).astype(np.complex64)
-    z = cues.window_sums(u_fg.view(np.float32), starts, win)  # (windows, [re, im] per bin)
     n_fg = cues.window_sums(fg[:, :nf].sum(axis=1, dtype=np.float64), starts, win)
-    s_cat = cal.steer_parts(nf)[2]
-    P = z[:, 0::2] @ s_cat[:nf] + z[:, 1::2] @ s_cat[nf:]
+    P = _window_response(unit[:, :nf] * fg[:, :nf], starts, win, cal)
     P /= n_fg[:, None] + cues.EPS
     # (the highest peak is often at a source found already: max_sources of them)
     cand = _pick_peaks(np.maximum(P, 0.0), AZ_GRID, circular=False, max_sources=max_sources,
@@ -703,8 +708,8 @@ def _add_foreground_peaks(peaks, unit, fg, active, starts, win, cal: HeadCalibra
         for az, h in q:
             if len(found) >= max_sources or any(abs(az - a) <= 20.0 for a in found):
                 continue
-            rows = _grid_index(np.asarray(found, dtype=float))
             if left is None:
+                rows = _grid_index(np.asarray(found, dtype=float))
                 left = m & ~_explained(u, rows, cal)
             n_left = float(left.sum())
             if n_left < FOREGROUND_MIN_BINS or n_left < FOREGROUND_MIN_SHARE * m.sum():
