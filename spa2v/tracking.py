@@ -1335,7 +1335,7 @@ def analyze_signal(
             sources = _resolve_binaural(track_az, itds, r, cal, az_single, peak * ic, active,
                                         level.max(axis=0),
                                         onsets=(r_win, w_win, starts + win // 2),
-                                        bin_energy=e_trk)
+                                        bin_energy=e_trk, stft=S)
         else:
             cal = None
             az_bins, w_bins = _bin_directions_stereo(S)
@@ -1470,6 +1470,98 @@ def _resolve_tracks(track_az, az_bins, w_bins, az_single, rel_single, active, le
     return out
 
 
+MOVER_MIN_SLOPE_DEG_S = 15.0
+"""A track continues past its ends (for the level split only) when its azimuth runs at
+least this fast there ..."""
+MOVER_MAX_RMS_DEG = 5.0
+"""... along a straight line (RMS residual at most this) ..."""
+MOVER_FIT_S = 0.8
+"""... fitted over its first or last this many seconds ..."""
+MOVER_MAX_EXTEND_S = 1.5
+"""... for at most this long."""
+PAIR_BAND_HZ = LOW_BAND_HZ
+"""Two sources are told apart per bin in the low band, where the interaural level
+difference is small next to the phase (the pair split models the phase alone)."""
+PAIR_MIN_SEP = 0.5
+"""A bin separates a pair where their steering phasors differ by at least this much (the
+demixing gain stays below 2)."""
+PAIR_MIN_RESOLVED = 0.5
+"""A frame's pair split holds where the separable bins carry at least this share of the
+band's power; elsewhere the two are too close to split, and each track's level is
+interpolated over the frame."""
+
+
+def _continue_movers(A: np.ndarray, hop_s: float) -> np.ndarray:
+    """Track paths continued past their ends where a track moves steadily: a crossing
+    source the searches pick up late (or lose early, as it passes another) is still
+    there, and its sound must not count for the source it passes.  Internal gaps are
+    interpolated.  Used for the level split only; the tracks' output is unchanged."""
+    A = A.copy()
+    T = A.shape[1]
+    t = np.arange(T) * hop_s
+    n_fit = max(int(round(MOVER_FIT_S / hop_s)), 3)
+    n_ext = int(round(MOVER_MAX_EXTEND_S / hop_s))
+    for k in range(A.shape[0]):
+        live = np.nonzero(~np.isnan(A[k]))[0]
+        if live.size < max(n_fit // 2, 3):
+            continue
+        inner = np.arange(live[0], live[-1] + 1)
+        A[k, inner] = np.interp(inner, live, A[k, live])
+        for seg, fill in ((live[:n_fit], np.arange(max(live[0] - n_ext, 0), live[0])),
+                          (live[-n_fit:], np.arange(live[-1] + 1, min(live[-1] + 1 + n_ext, T)))):
+            if not fill.size:
+                continue
+            slope, icpt = np.polyfit(t[seg], A[k, seg], 1)
+            rms = np.sqrt(np.mean((slope * t[seg] + icpt - A[k, seg]) ** 2))
+            if abs(slope) >= MOVER_MIN_SLOPE_DEG_S and rms <= MOVER_MAX_RMS_DEG:
+                A[k, fill] = np.clip(slope * t[fill] + icpt, AZ_GRID[0], AZ_GRID[-1])
+    return A
+
+
+def _pair_shares(A: np.ndarray, X: np.ndarray, freqs: np.ndarray, cal: HeadCalibration
+                 ) -> np.ndarray:
+    """Each track's share of the low band's power in frames where exactly two tracks
+    live, ``(tracks, frames)``: NaN where the two are too close to split, 1 where one
+    track lives alone, and NaN where more than two live.
+
+    Per bin, the two channels are a sum of two sources with the head model's interaural
+    phases (``X0 = a + b``, ``X1 = a s_a + b s_b``, ``s`` the steering phasors), solved
+    for ``a`` and ``b`` where the phasors differ enough; the share is the power of each
+    over the separable bins.  Unlike a winner-take-all mask, a bin two sources share is
+    split between them, so a source's level does not fall when a louder one comes near
+    nor rise when a quieter one passes.
+    """
+    K, T = A.shape
+    alive = ~np.isnan(A)
+    n_alive = alive.sum(axis=0)
+    out = np.full((K, T), np.nan)
+    out[:, n_alive == 1] = alive[:, n_alive == 1]
+    pair = np.nonzero(n_alive == 2)[0]
+    if not pair.size:
+        return out
+    lo, hi = np.searchsorted(freqs, PAIR_BAND_HZ)
+    hi = min(hi, cal.steer.shape[1])
+    X0, X1 = X[0, pair, lo:hi], X[1, pair, lo:hi]
+    order = np.argsort(~alive[:, pair], axis=0, kind="stable")[:2]  # the two live rows
+    ka, kb = order[0], order[1]
+    idx = _grid_index(np.nan_to_num(A[:, pair]))
+    cols = np.arange(pair.size)
+    s_a = cal.steer[idx[ka, cols], lo:hi]
+    s_b = cal.steer[idx[kb, cols], lo:hi]
+    den = s_b - s_a
+    ok = np.abs(den) >= PAIR_MIN_SEP
+    b = (X1 - X0 * s_a) / np.where(ok, den, 1.0)
+    a = X0 - b
+    pa = (np.abs(a) ** 2 * ok).sum(axis=1)
+    pb = (np.abs(b) ** 2 * ok).sum(axis=1)
+    p = np.abs(X0) ** 2 + np.abs(X1) ** 2
+    resolved = (p * ok).sum(axis=1) >= PAIR_MIN_RESOLVED * p.sum(axis=1)
+    sa = np.where(resolved, pa / (pa + pb + cues.EPS), np.nan)
+    out[ka, pair] = sa
+    out[kb, pair] = 1.0 - sa
+    return out
+
+
 def _track_bin_energy(track_az, unit, p_low, cal: HeadCalibration
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Each track's power of the low bins per frame, ``(tracks, frames)``, and all their
@@ -1492,8 +1584,49 @@ def _track_bin_energy(track_az, unit, p_low, cal: HeadCalibration
     return e, p_low.sum(axis=1)
 
 
+PAIR_SMOOTH_S = 0.3
+"""A track's per-frame azimuths are averaged over this long for the pair split."""
+
+
+def _smooth_path(az: np.ndarray, alive: np.ndarray, hop_s: float) -> np.ndarray:
+    """A track's azimuths averaged over ``PAIR_SMOOTH_S`` along its live frames, NaN
+    elsewhere."""
+    out = np.full(az.shape, np.nan)
+    if alive.any():
+        out[alive] = cues.smooth(az[alive], max(int(round(PAIR_SMOOTH_S / hop_s)), 1))
+    return out
+
+
+def _split_pairs(e: np.ndarray, A: np.ndarray, X: np.ndarray, freqs: np.ndarray,
+                 cal: HeadCalibration, hop_s: float) -> np.ndarray:
+    """The tracks' low-band power ``e`` ``(tracks, frames)`` re-split where two sources
+    sound together: their paths ``A`` (fine per-frame
+    azimuths, NaN where dead) continued where they move steadily
+    (:func:`_continue_movers`), the power the two hold split by :func:`_pair_shares`,
+    and each track's level taken from its neighbouring frames where the two are too
+    close to split."""
+    A = _continue_movers(A, hop_s)
+    K, T = A.shape
+    two = (~np.isnan(A)).sum(axis=0) == 2
+    if not two.any():
+        return e
+    share = _pair_shares(A, X, freqs, cal)
+    held = e.sum(axis=0)
+    e = e.copy()
+    for k in range(K):
+        live = two & ~np.isnan(A[k])
+        split = live & ~np.isnan(share[k])
+        e[k, split] = held[split] * share[k, split]
+        gap = live & np.isnan(share[k])
+        if gap.any() and split.any():
+            # too close to split: the level of the nearest frames that split
+            e_db = 10 * np.log10(e[k, split] + cues.EPS)
+            e[k, gap] = 10 ** (np.interp(np.nonzero(gap)[0], np.nonzero(split)[0], e_db) / 10)
+    return e
+
+
 def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, level_db,
-                      onsets=None, bin_energy=None):
+                      onsets=None, bin_energy=None, stft=None):
     """Binaural per-frame directions.
 
     Where one track is alive, the fused ITD/ILD estimate from all bins.  Where several
@@ -1503,8 +1636,12 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
     direction explains (``bin_energy``: per-track and total power, from
     :func:`_track_bin_energy`), everywhere along the track, so that a louder neighbour
     (or one that starts later) does not lend it its level; else from the relative peak
-    heights.  Tracks that show mostly in decays (reflections) lose level in proportion to
-    their precedence strength.
+    heights.  Where two tracks sound together (a steadily moving one continued past the
+    frames it was found in), the power their bins hold is split between them by the
+    two-source solution of each bin (:func:`_split_pairs`), so that a source neither
+    takes a passing one's sound nor loses its own under a louder neighbour.  Tracks that
+    show mostly in decays (reflections) lose level in proportion to their precedence
+    strength.
     """
     A = np.stack(track_az)
     alive = ~np.isnan(A)
@@ -1531,11 +1668,17 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
         prec = _precedence_strength(A, itds, *onsets, cal) ** PREC_GAMMA
     direct = heights * prec[:, None]
     bin_level = None
+    fine = [_guard(np.where(multi, az_multi[k], az_single), A[k]) for k in range(K)]
     if bin_energy is not None:
         # level shares from the bins each source holds: GCC-PHAT heights count a bin
         # once however loud it is, so a source that grows louder barely gains height
         e, tot = bin_energy
-        e = cues.smooth(np.where(alive, e, 0.0), 5, axis=-1)
+        if stft is not None:
+            paths = np.stack([_smooth_path(np.where(np.isnan(f), A[k], f), alive[k], stft.hop_s)
+                              for k, f in enumerate(fine)])
+            e = _split_pairs(e, paths, stft.X, stft.freqs, cal, stft.hop_s)
+        # (clipped: the running sum leaves rounding residue where the power drops by decades)
+        e = np.maximum(cues.smooth(np.where(alive, e, 0.0), 5, axis=-1), 0.0)
         tot_db = 10 * np.log10(cues.smooth(tot, 5) + cues.EPS)
         # the low bins' level follows each source's own bins; one offset (the median gap
         # between the full band and the low bins) keeps it in the frame level's units
@@ -1548,7 +1691,7 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
     for k in range(K):
         share = np.where(multi, heights[k] / total, 1.0)
         share_direct = np.where(multi, direct[k] / total_direct, 1.0)
-        az = _guard(np.where(multi, az_multi[k], az_single), A[k])
+        az = fine[k]
         lvl = level_db + 10 * np.log10(np.clip(share_direct, 1e-6, 1.0))
         on = alive[k] & active
         if bin_level is not None and on.any():

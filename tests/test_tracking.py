@@ -576,3 +576,53 @@ def test_a_fast_crossing_source_is_one_track():
     spec = make_scene("crossing_left_to_right", 58)
     trip = roundtrip_layout(scene_layout(spec), fmt="binaural", seed=58)
     assert [s["motion"] for s in trip.analysis["sources"]] == ["left_to_right"]
+
+
+# ----------------------------------------------------------------------------- pair split
+
+
+def _noise_pair(az_a: float, az_b: float, gain_b_db: float, seconds: float = 1.5):
+    a = _src("noise", seconds, seed=3)
+    b = _src("noise", seconds, seed=4) * np.float32(10 ** (gain_b_db / 20))
+    y = _scene([SceneSource(a, Trajectory.static(az_a)), SceneSource(b, Trajectory.static(az_b))],
+               seconds=seconds)
+    S = cues.stft(y, SR)
+    T = S.times.size
+    A = np.stack([np.full(T, az_a), np.full(T, az_b)])
+    return S, A
+
+
+@pytest.mark.parametrize(("az_a", "az_b", "gain_b_db"), [(-40.0, 20.0, -6.0), (30.0, -50.0, 3.0),
+                                                         (10.0, 45.0, 0.0)])
+def test_the_pair_split_measures_each_source_s_share(az_a, az_b, gain_b_db):
+    """Two noises of known power ratio through the spherical head: the per-bin two-source
+    solution gives each its share of the low band's power."""
+    S, A = _noise_pair(az_a, az_b, gain_b_db)
+    cal = tracking.spherical_calibration(SR, S.hop_s)
+    share = tracking._pair_shares(A, S.X, S.freqs, cal)
+    want = 1.0 / (1.0 + 10 ** (gain_b_db / 10))
+    mid = slice(10, -10)
+    assert np.nanmedian(share[0, mid]) == pytest.approx(want, abs=0.05)
+    assert np.allclose(share[0] + share[1], 1.0, equal_nan=True)
+
+
+def test_the_pair_split_leaves_two_sources_at_one_place_unsplit():
+    S, A = _noise_pair(30.0, 31.0, 0.0)
+    cal = tracking.spherical_calibration(SR, S.hop_s)
+    assert np.isnan(tracking._pair_shares(A, S.X, S.freqs, cal)).all()
+    A[1, :] = np.nan  # one track alone holds everything
+    assert (tracking._pair_shares(A, S.X, S.freqs, cal)[0] == 1.0).all()
+
+
+def test_a_moving_track_is_continued_past_its_ends_and_a_static_one_is_not():
+    hop = 0.02
+    t = np.arange(150) * hop
+    A = np.full((2, t.size), np.nan)
+    A[0, 60:120] = 60.0 - 40.0 * t[60:120]  # a crossing found from 1.2 to 2.4 s
+    A[1, 30:100] = 50.0  # a static source that stops
+    A[0, 80:85] = np.nan  # a gap inside
+    C = tracking._continue_movers(A, hop)
+    want = np.clip(60.0 - 40.0 * t, -90.0, 90.0)
+    assert np.allclose(C[0, 0:150], want, atol=1.0)  # back to 0 s (1.2 s), on to 3 s
+    assert np.isnan(C[1, :30]).all() and np.isnan(C[1, 100:]).all()
+    assert np.allclose(C[1, 30:100], 50.0)
