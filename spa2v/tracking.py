@@ -1489,6 +1489,8 @@ PAIR_MIN_RESOLVED = 0.5
 """A frame's pair split holds where the separable bins carry at least this share of the
 band's power; elsewhere the two are too close to split, and each track's level is
 interpolated over the frame."""
+PAIR_SMOOTH_S = 0.3
+"""A track's per-frame azimuths are averaged over this long for the pair split."""
 
 
 def _continue_movers(A: np.ndarray, hop_s: float) -> np.ndarray:
@@ -1584,10 +1586,6 @@ def _track_bin_energy(track_az, unit, p_low, cal: HeadCalibration
     return e, p_low.sum(axis=1)
 
 
-PAIR_SMOOTH_S = 0.3
-"""A track's per-frame azimuths are averaged over this long for the pair split."""
-
-
 def _smooth_path(az: np.ndarray, alive: np.ndarray, hop_s: float) -> np.ndarray:
     """A track's azimuths averaged over ``PAIR_SMOOTH_S`` along its live frames, NaN
     elsewhere."""
@@ -1606,14 +1604,13 @@ def _split_pairs(e: np.ndarray, A: np.ndarray, X: np.ndarray, freqs: np.ndarray,
     and each track's level taken from its neighbouring frames where the two are too
     close to split."""
     A = _continue_movers(A, hop_s)
-    K, T = A.shape
     two = (~np.isnan(A)).sum(axis=0) == 2
     if not two.any():
         return e
     share = _pair_shares(A, X, freqs, cal)
     held = e.sum(axis=0)
     e = e.copy()
-    for k in range(K):
+    for k in range(A.shape[0]):
         live = two & ~np.isnan(A[k])
         split = live & ~np.isnan(share[k])
         e[k, split] = held[split] * share[k, split]
