@@ -626,3 +626,76 @@ def test_a_moving_track_is_continued_past_its_ends_and_a_static_one_is_not():
     assert np.allclose(C[0, 0:150], want, atol=1.0)  # back to 0 s (1.2 s), on to 3 s
     assert np.isnan(C[1, :30]).all() and np.isnan(C[1, 100:]).all()
     assert np.allclose(C[1, 30:100], 50.0)
+
+
+# ----------------------------------------------------------------------------- FOA split
+
+
+def _foa_pair(dirs, gains_db, seconds: float = 1.5):
+    """Noises from ``dirs`` ((az, el) each) at ``gains_db``, mixed in FOA: the mix's STFT,
+    the tracks' azimuths and elevations, and each source's omni power per frame alone."""
+    srcs = [SceneSource(_src("noise", seconds, seed=3 + i), Trajectory.static(az, el), gain_db=g)
+            for i, ((az, el), g) in enumerate(zip(dirs, gains_db, strict=True))]
+
+    def omni(ss):
+        S = cues.stft(simulate_scene(ss, fmt="foa", sr=SR, duration_s=seconds,
+                                     normalize=False).audio, SR)
+        return S, (np.abs(S.X[0]) ** 2).sum(axis=-1)
+
+    S, _ = omni(srcs)
+    T = S.times.size
+    A = np.stack([np.full(T, az) for az, _el in dirs])
+    E = np.stack([np.full(T, el) for _az, el in dirs])
+    return S, A, E, np.stack([omni([src])[1] for src in srcs])
+
+
+@pytest.mark.parametrize(("dirs", "gains_db"), [
+    (((40.0, 0.0), (-30.0, 0.0)), (0.0, -6.0)),
+    (((150.0, 0.0), (-160.0, 30.0)), (0.0, 4.0)),   # behind, one raised, 50 degrees apart
+    (((60.0, 0.0), (0.0, 0.0), (-70.0, 20.0)), (0.0, -3.0, 2.0)),
+])
+def test_the_foa_split_measures_each_plane_wave_s_power(dirs, gains_db):
+    """Two or three noises through plane waves: the per-frame least squares gives each
+    its share of the omni power (as each alone has it), and the shares add up to one
+    (per frame only roughly: the sources' cross terms in the omni power do not cancel in
+    a frame's few strong low bins)."""
+    S, A, E, p_solo = _foa_pair(dirs, gains_db)
+    share = tracking._foa_shares(A, E, S.X)
+    mid = slice(10, -10)
+    p_w = (np.abs(S.X[0, mid]) ** 2).sum(axis=-1)  # each frame's omni power
+    got = (share[:, mid] * p_w).sum(axis=1)
+    assert got / p_solo[:, mid].sum(axis=1) == pytest.approx(1.0, abs=0.02)
+    assert np.median(share[:, mid].sum(axis=0)) == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_foa_split_leaves_close_tracks_unsplit_and_gives_a_lone_one_its_power():
+    S, A, E, _ = _foa_pair(((30.0, 0.0), (45.0, 0.0)), (0.0, 0.0))
+    assert np.isnan(tracking._foa_shares(A, E, S.X)).all()
+    # 15 degrees apart in azimuth but 40 in elevation: far enough to split
+    S, A, E, _ = _foa_pair(((30.0, 0.0), (45.0, 40.0)), (0.0, 0.0))
+    assert np.median(tracking._foa_shares(A, E, S.X)[0]) == pytest.approx(0.5, abs=0.04)
+    A[1, :] = np.nan  # one track alone: both sources project on it
+    lone = tracking._foa_shares(A, E, S.X)[0]
+    assert np.isfinite(lone).all() and np.median(lone) > 0.5
+
+
+def test_a_circular_track_is_continued_across_the_back():
+    hop = 0.02
+    t = np.arange(150) * hop
+    A = np.full((1, t.size), np.nan)
+    path = 150.0 + 40.0 * t  # 150 -> 210 degrees: across +-180 behind the listener
+    A[0, 40:100] = (path[40:100] + 180.0) % 360.0 - 180.0
+    C = tracking._continue_movers(A, hop, circular=True)
+    assert np.isfinite(C).all()
+    assert np.abs(angle_diff_deg(C[0], path)).max() < 1.0
+    assert C.min() >= -180.0 and C.max() <= 180.0
+
+
+@pytest.mark.parametrize("peak", [-179.3, -0.4, 0.0, 37.7, 179.9])
+def test_a_circular_spectrum_peak_is_refined_between_grid_points(peak):
+    centres = np.arange(-180.0, 180.0, 2.0) + 1.0
+    h = np.exp(-0.5 * (angle_diff_deg(centres, peak) / 6.0) ** 2)
+    coarse = float(centres[np.argmax(h)])
+    fine = tracking._refine_peak(h, centres, coarse)
+    assert abs(angle_diff_deg(fine, peak)) < 0.2
+    assert abs(angle_diff_deg(fine, peak)) <= abs(angle_diff_deg(coarse, peak))
