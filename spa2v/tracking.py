@@ -1834,9 +1834,10 @@ def _resolve_foa(track_az, az_b, el_b, w_b, active, level_w, diff, X, hop_s):
     A track's azimuth is its subspace-spectrum peak (the intensity vectors of a hall's
     bins lean toward its reflections: 3.0 degrees mean error on the real hall, 1.4 from
     the peaks); its elevation the intensity vectors' of the bins nearest to it.  Its
-    level is the omni level times its bins' share, split between tracks by least
-    squares where several sound (:func:`_foa_shares`) along paths continued where they
-    move steadily (:func:`_continue_movers`).  ``X``: the four channels' STFT over the
+    level is the omni level times its share: alone in the recording, the share of the
+    bins nearest to it; beside other tracks, its least-squares share in every frame it
+    lives in (:func:`_foa_shares`), along paths continued where they move steadily
+    (:func:`_continue_movers`).  ``X``: the four channels' STFT over the
     bins of ``az_b`` ``(4, frames, bins)``.
     """
     A = np.stack(track_az)
