@@ -39,6 +39,7 @@ from scipy.ndimage import gaussian_filter1d, median_filter, uniform_filter1d
 from spa2v import cues, distance, kernels
 from spa2v.conventions import (
     CROSSING_MIN_SWEEP_DEG,
+    ambix_gains,
     angle_diff_deg,
     motion_label,
     position_label,
@@ -371,8 +372,8 @@ def _foa_subspace_peaks(S, active, *, max_sources, hop_s):
     Per window and band of bins, the spatial covariance of the four channels; its signal
     subspace (the eigenvectors whose eigenvalues reach ``FOA_SUBSPACE_RATIO`` of the
     largest and ``FOA_NOISE_RATIO`` times the noise's, at most two) holds each source's
-    steering vector wherever one or two sources share the band: the projection of the horizontal steering vector on it is 1 at each
-    source and less between them (the intensity vector of a bin that two sources share
+    steering vector wherever one or two sources share the band: the projection of the
+    horizontal steering vector on it is 1 at each source and less between them (the intensity vector of a bin that two sources share
     points between them).  Each band adds its projections, sharpened, weighted by the
     power above the noise subspace's.
     """
@@ -1754,14 +1755,6 @@ FOA_SPLIT_MAX_TRACKS = 3
 what the tracks do not explain."""
 
 
-def foa_steering(az_deg: np.ndarray, el_deg: np.ndarray) -> np.ndarray:
-    """The AmbiX (ACN, SN3D) gains ``(..., 4)`` of plane waves from ``az_deg, el_deg``:
-    W, Y, Z, X."""
-    az, el = np.deg2rad(az_deg), np.deg2rad(el_deg)
-    c = np.cos(el)
-    return np.stack([np.ones_like(az), c * np.sin(az), np.sin(el), c * np.cos(az)], axis=-1)
-
-
 def _foa_shares(A: np.ndarray, E: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Each live track's share of the omni power per frame ``(tracks, frames)``, NaN
     where two live tracks are closer than ``FOA_SPLIT_MIN_SEP_DEG`` or more than
@@ -1784,16 +1777,14 @@ def _foa_shares(A: np.ndarray, E: np.ndarray, X: np.ndarray) -> np.ndarray:
         if not frames.size:
             continue
         rows = np.argsort(~alive[:, frames], axis=0, kind="stable")[:n]  # (n, frames)
-        az = A[rows, frames[None]]
-        el = np.nan_to_num(E[rows, frames[None]])
+        g = ambix_gains(A[rows, frames[None]], np.nan_to_num(E[rows, frames[None]]))
+        # (W, Y, Z, X, n, frames); Y, Z, X of each track: its unit direction
+        cos_min = np.cos(np.deg2rad(FOA_SPLIT_MIN_SEP_DEG))
         apart = np.ones(frames.size, dtype=bool)
         for i in range(n):
             for j in range(i + 1, n):
-                u = foa_steering(az[i], el[i])[:, 1:]
-                v = foa_steering(az[j], el[j])[:, 1:]
-                cos = np.clip((u * v).sum(-1), -1.0, 1.0)
-                apart &= np.rad2deg(np.arccos(cos)) >= FOA_SPLIT_MIN_SEP_DEG
-        V = foa_steering(az.T, el.T).swapaxes(-1, -2)  # (frames, 4 channels, n)
+                apart &= (g[1:, i] * g[1:, j]).sum(axis=0) <= cos_min
+        V = g.transpose(2, 0, 1)  # (frames, 4 channels, n)
         coef = np.linalg.pinv(V) @ X[:, frames].transpose(1, 0, 2)  # (frames, n, bins)
         sh = (np.abs(coef) ** 2).sum(axis=-1) / p_w[frames, None]
         sh[~apart] = np.nan
