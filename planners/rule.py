@@ -18,7 +18,9 @@ Each analysed source becomes an object whose box follows from three measured tra
 
 Several sources are drawn back to front (farther first) and nudged apart horizontally
 where their boxes overlap, never across the centre line and never by more than half a
-box's width (each box still covers its source's own x).
+box's width (each box still covers its source's own x).  Two sources that pass each
+other are not nudged: they overlap as they pass, the nearer in front (held apart, each
+box would stop at the other and jump past it).
 
 Pinhole cameras: a source outside the field of view keeps its projected box, which is
 clipped to the frame; where none of it is left the object is omitted from that
@@ -466,14 +468,20 @@ def _nudge_apart(
     that a source passing another (or standing next to one at the frame's edge) does not
     drag it aside and give it a motion of its own.  Two boxes at the same x part until
     they touch; where a box has no room left they keep some overlap, drawn back to front.
+    A pair whose sources pass each other (their own centres swap sides) is left as it
+    is: held apart, each box would wait at the other's edge and then jump past it, a
+    stop and a leap that the video would show and the sound made from it would follow.
     """
     out = boxes.copy()
     n_src = out.shape[0]
     # (S, K): a box's centre stays within its own box's span, between these two
     x_min, x_max = boxes[..., 0], boxes[..., 2]
+    crosses = _crossing_pairs((x_min + x_max) / 2, visible)
     for _ in range(passes):
         for i in range(n_src):
             for j in range(i + 1, n_src):
+                if crosses[i, j]:
+                    continue
                 bi, bj = out[i], out[j]
                 ci, cj = (bi[:, 0] + bi[:, 2]) / 2, (bj[:, 0] + bj[:, 2]) / 2
                 i_left = ci <= cj
@@ -499,6 +507,18 @@ def _nudge_apart(
                 b = b + shift_b[:, None] * np.array([1.0, 0.0, 1.0, 0.0])
                 out[i] = np.where(i_left[:, None], a, b)
                 out[j] = np.where(i_left[:, None], b, a)
+    return out
+
+
+def _crossing_pairs(centre_x: FloatArray, visible: np.ndarray) -> np.ndarray:
+    """``(S, S)``: whether two sources' own centres swap sides while both are seen."""
+    n = centre_x.shape[0]
+    out = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            both = visible[i] & visible[j]
+            d = centre_x[i, both] - centre_x[j, both]
+            out[i, j] = out[j, i] = bool((d > 0).any() and (d < 0).any())
     return out
 
 

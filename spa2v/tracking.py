@@ -1051,7 +1051,8 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
             if pi not in used_p:
                 tracks.append({"win": [wi], "az": [p[0]], "h": [p[1]], "last": wi})
 
-    tracks = _take_over(_stitch(tracks))
+    tracks = _bridge_crossings(_take_over(_stitch(tracks)),
+                               max(2, int(round(BRIDGE_MAX_S / max(step_s, 1e-9)))))
     for t in tracks:
         t["mass"] = float(sum(t["h"]))
     total = sum(t["mass"] for t in tracks) or 1.0
@@ -1180,6 +1181,85 @@ def _take_over(tracks: list[dict]) -> list[dict]:
                 changed = True
                 break
             if changed:
+                break
+    return tracks
+
+
+BRIDGE_MAX_S = 2.0
+BRIDGE_MIN_STEP_DEG = 3.0
+BRIDGE_MAX_SPEED_RATIO = 4.0
+"""A moving track that ends as it reaches another track is continued by one that starts
+on the other track's far side within ``BRIDGE_MAX_S``, moving the same way at least
+``BRIDGE_MIN_STEP_DEG`` per window, where the speed across the gap is within a factor
+``BRIDGE_MAX_SPEED_RATIO`` of the first track's."""
+
+
+def _end_velocity(win: list[int], az: list[float], *, first: bool, n: int = 4) -> float:
+    """Azimuth change per window over a track's first or last ``n`` peaks (a line fit,
+    unwrapped)."""
+    w = np.asarray(win[:n] if first else win[-n:], dtype=float)
+    if w.size < 2 or w[-1] - w[0] < 1:
+        return 0.0
+    a = unwrap_deg(np.asarray(az[:n] if first else az[-n:], dtype=float))
+    return float(np.polyfit(w, a, 1)[0])
+
+
+def _az_at(t: dict, wi: int) -> float:
+    """A track's azimuth at window ``wi`` (interpolated between its peaks, unwrapped)."""
+    return float(wrap_deg(np.interp(wi, t["win"], unwrap_deg(np.asarray(t["az"], float)))))
+
+
+def _bridge_crossings(tracks: list[dict], max_gap: int) -> list[dict]:
+    """Join the two halves of a source that crossed another one and was lost meanwhile.
+
+    Where two sources cross, their peaks merge for a while into one (two GCC-PHAT delays,
+    two plane waves in an FOA subspace, closer than the resolution): the weaker source's
+    track ends as it reaches the other track, and a new one starts on the far side when
+    they part, too late (up to ``BRIDGE_MAX_S``) for the linker's gap.  A track that ends
+    moving towards a track that lives on past it is continued by one that starts on that
+    track's other side moving the same way (see ``BRIDGE_MIN_STEP_DEG``); among several,
+    the one nearest the first one's constant-speed path.  Frames in between are
+    interpolated along the crossing.
+    """
+    changed = True
+    while changed:
+        changed = False
+        for a in tracks:
+            if len(a["win"]) < 3:
+                continue
+            e = a["win"][-1]
+            v_a = _end_velocity(a["win"], a["az"], first=False)
+            if abs(v_a) < BRIDGE_MIN_STEP_DEG:
+                continue
+            best, best_err = None, np.inf
+            for b in tracks:
+                s = b["win"][0]
+                if b is a or len(b["win"]) < 2 or not 1 <= s - e <= max_gap:
+                    continue
+                v_b = _end_velocity(b["win"], b["az"], first=True)
+                gap = float(angle_diff_deg(b["az"][0], a["az"][-1]))
+                v_gap = gap / (s - e)
+                if (np.sign(v_b) != np.sign(v_a) or abs(v_b) < BRIDGE_MIN_STEP_DEG
+                        or np.sign(v_gap) != np.sign(v_a)
+                        or not 1.0 / BRIDGE_MAX_SPEED_RATIO <= v_gap / v_a
+                        <= BRIDGE_MAX_SPEED_RATIO):
+                    continue
+                crossed = any(
+                    c is not a and c is not b and c["win"][0] <= e and c["win"][-1] >= s
+                    and np.sign(angle_diff_deg(a["az"][-1], _az_at(c, e))) == -np.sign(v_a)
+                    and np.sign(angle_diff_deg(b["az"][0], _az_at(c, s))) == np.sign(v_a)
+                    for c in tracks)
+                if not crossed:
+                    continue
+                err = abs(float(angle_diff_deg(b["az"][0], a["az"][-1] + v_a * (s - e))))
+                if err < best_err:
+                    best, best_err = b, err
+            if best is not None:
+                for key in ("win", "az", "h"):
+                    a[key] = a[key] + best[key]
+                a["last"] = a["win"][-1]
+                tracks.remove(best)
+                changed = True
                 break
     return tracks
 

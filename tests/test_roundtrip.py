@@ -194,17 +194,35 @@ def test_foa_finds_a_second_source_its_subspace_holds_weakly(kind, seed):
 
 
 @pytest.mark.parametrize(("fmt", "seed"), [
-    ("binaural", 41), ("foa", 30), ("foa", 96),
+    ("binaural", 185), ("foa", 37), ("foa", 61),
 ])
 def test_two_sources_crossing_each_other_keep_their_ways(fmt, seed):
     """Near each other two sources' window peaks merge and repel, so two crossing sources
-    look like two that meet and turn back; the tracks are mended into two crossings."""
+    look like two that meet and turn back; the tracks are mended into two crossings
+    (each scene here read as a bounce, or as approaching and static, without)."""
     from spa2v.roundtrip import roundtrip_layout
 
     spec = make_scene("two_crossing", seed)
     trip = roundtrip_layout(scene_layout(spec), fmt=fmt, seed=seed)
     motions = sorted(s["motion"] for s in trip.analysis["sources"])
     assert motions == ["left_to_right", "right_to_left"]
+
+
+def test_a_source_lost_while_it_crosses_another_is_bridged():
+    """FOA: a helicopter and a plane cross; for 1.2 s the subspace holds one direction
+    between them, and the helicopter's track ends 25 degrees short of the crossing while
+    its continuation starts 1.7 s later on the plane's other side.  The two halves are
+    joined across the plane's track (the helicopter was static at its last azimuth
+    before)."""
+    from spa2v.roundtrip import roundtrip_layout
+
+    spec = make_scene("two_crossing", 19)
+    trip = roundtrip_layout(scene_layout(spec), fmt="foa", seed=19)
+    found = trip.analysis["sources"]
+    assert sorted(s["motion"] for s in found) == ["left_to_right", "right_to_left"]
+    heli = next(s for s in found if s["motion"] == "right_to_left")
+    az = [a for a, on in zip(heli["azimuth_deg"], heli["active"], strict=True) if on]
+    assert az[0] < -35.0 and az[-1] > 25.0
 
 
 @pytest.mark.parametrize(("kind", "seed", "motions"), [

@@ -567,6 +567,30 @@ def test_a_track_that_a_stray_took_over_gets_its_continuation_back():
     assert [t["win"] for t in own] == [[0, 1, 2], [0, 1, 3, 4]]
 
 
+def test_a_track_lost_while_crossing_another_is_joined_to_its_continuation():
+    """Two sources crossing merge into one peak for a while: the weaker one's track ends
+    short of the other track and a new one starts on the other track's far side, moving
+    the same way (FOA round trip seed 19, in the windows' azimuths).  They are joined;
+    not where the new one starts on the same side, moves the other way, or no track lies
+    between them."""
+    def track(wins, az):
+        return {"win": list(wins), "az": list(az), "h": [40.0] * len(az), "last": wins[-1]}
+
+    plane = track(range(11), [56, 46, 35, 23, 9, 0, 1, 3, -15, -26, -39])
+
+    def join(first, then, other=plane):
+        return tracking._bridge_crossings([dict(other), track(*first), track(*then)], 8)
+
+    out = join((range(3), [-46, -36, -24]), (range(9, 11), [21, 35]))
+    assert len(out) == 2 and out[1]["win"] == [0, 1, 2, 9, 10]
+    assert out[1]["az"] == [-46, -36, -24, 21, 35] and out[1]["last"] == 10
+    assert len(join((range(3), [-46, -36, -24]), (range(9, 11), [-30, -20]))) == 3
+    assert len(join((range(3), [-46, -36, -24]), (range(9, 11), [35, 21]))) == 3
+    far = track(range(11), [80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80])
+    assert len(join((range(3), [-46, -36, -24]), (range(9, 11), [21, 35]), far)) == 3
+    assert len(join((range(3), [-46, -36, -24]), (range(10, 11), [35]))) == 3  # one window
+
+
 def test_a_fast_crossing_source_is_one_track():
     """Round-trip scene: an ambulance crossing from 54 to -73 degrees in 3 s was read as
     two tracks (a static one at the left and a crossing one), the linker having lost it
