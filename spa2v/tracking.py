@@ -997,14 +997,15 @@ def _recent_height(h: list[float]) -> float:
     return x[len(x) // 2] if len(x) % 2 else 0.5 * (x[0] + x[1])
 
 
-def _track_velocity(t: dict, max_step: float, n: int = 4) -> float:
-    """Azimuth change per window of a track over its last ``n`` peaks (a line fit).
+def _track_velocity(t: dict, max_step: float, n: int = 4, *, first: bool = False) -> float:
+    """Azimuth change per window of a track over its last ``n`` peaks (``first``: its
+    first ``n``), a line fit clipped to ``max_step``.
 
     Plain Python: it runs per live track per window, on at most ``n`` points."""
-    w = t["win"][-n:]
+    w = t["win"][:n] if first else t["win"][-n:]
     if len(w) < 2 or w[-1] - w[0] < 1:
         return 0.0
-    az = t["az"][-n:]
+    az = t["az"][:n] if first else t["az"][-n:]
     a = [float(az[0])]
     for x, prev in zip(az[1:], az[:-1], strict=True):  # unwrapped: no 360-degree jumps
         a.append(a[-1] + ((x - prev + 180.0) % 360.0 - 180.0))
@@ -1194,16 +1195,6 @@ on the other track's far side within ``BRIDGE_MAX_S``, moving the same way at le
 ``BRIDGE_MAX_SPEED_RATIO`` of the first track's."""
 
 
-def _end_velocity(win: list[int], az: list[float], *, first: bool, n: int = 4) -> float:
-    """Azimuth change per window over a track's first or last ``n`` peaks (a line fit,
-    unwrapped)."""
-    w = np.asarray(win[:n] if first else win[-n:], dtype=float)
-    if w.size < 2 or w[-1] - w[0] < 1:
-        return 0.0
-    a = unwrap_deg(np.asarray(az[:n] if first else az[-n:], dtype=float))
-    return float(np.polyfit(w, a, 1)[0])
-
-
 def _az_at(t: dict, wi: int) -> float:
     """A track's azimuth at window ``wi`` (interpolated between its peaks, unwrapped)."""
     return float(wrap_deg(np.interp(wi, t["win"], unwrap_deg(np.asarray(t["az"], float)))))
@@ -1228,7 +1219,7 @@ def _bridge_crossings(tracks: list[dict], max_gap: int) -> list[dict]:
             if len(a["win"]) < 3:
                 continue
             e = a["win"][-1]
-            v_a = _end_velocity(a["win"], a["az"], first=False)
+            v_a = _track_velocity(a, math.inf)
             if abs(v_a) < BRIDGE_MIN_STEP_DEG:
                 continue
             best, best_err = None, np.inf
@@ -1236,7 +1227,7 @@ def _bridge_crossings(tracks: list[dict], max_gap: int) -> list[dict]:
                 s = b["win"][0]
                 if b is a or len(b["win"]) < 2 or not 1 <= s - e <= max_gap:
                     continue
-                v_b = _end_velocity(b["win"], b["az"], first=True)
+                v_b = _track_velocity(b, math.inf, first=True)
                 gap = float(angle_diff_deg(b["az"][0], a["az"][-1]))
                 v_gap = gap / (s - e)
                 if (np.sign(v_b) != np.sign(v_a) or abs(v_b) < BRIDGE_MIN_STEP_DEG
