@@ -81,6 +81,9 @@ class HeadCalibration:
     steer: np.ndarray | None = None
     """(A, bins) unit phasors conjugate to the head's interaural phase per analysis bin (up
     to ``cues.cue_bins``): the head-model steering vectors of the residual search."""
+    ild_db: np.ndarray | None = None
+    """(A, bins) the head's interaural level difference per analysis bin (dB, left over
+    right, same bins as ``steer``): what tells a harmonic source from its aliases."""
 
     def az_from_itd(self, itd_s: np.ndarray) -> np.ndarray:
         return _monotonic_inverse(self.azimuth_deg, self.itd_s, itd_s)
@@ -152,6 +155,8 @@ def calibrate_from_hrirs(
     nb = cues.cue_bins(S)
     ipd = S.X[0, :, :nb] * np.conj(S.X[1, :, :nb])
     steer = np.conj(ipd / (np.abs(ipd) + cues.EPS))
+    mag = np.abs(S.X[:, :, :nb]) + cues.EPS
+    ild = 20.0 * np.log10(mag[0] / mag[1])
     order = np.argsort(azimuth_deg)
     a = np.asarray(azimuth_deg, dtype=float)[order]
 
@@ -165,9 +170,11 @@ def calibrate_from_hrirs(
     st = steer[order]
     st = st[i0] * (1.0 - fr) + st[np.minimum(i0 + 1, a.size - 1)] * fr
     st = (st / (np.abs(st) + cues.EPS)).astype(np.complex64)
+    ild = ild[order]
+    ild = (ild[i0] * (1.0 - fr) + ild[np.minimum(i0 + 1, a.size - 1)] * fr).astype(np.float32)
 
     return HeadCalibration(
-        name, int(sr), n_fft, AZ_GRID.copy(), onto_grid(itd), onto_grid(ild_hf), st
+        name, int(sr), n_fft, AZ_GRID.copy(), onto_grid(itd), onto_grid(ild_hf), st, ild
     )
 
 
@@ -977,6 +984,124 @@ def _residual_window_peaks(peaks, unit, weights, starts, win, cal: HeadCalibrati
     return out
 
 
+ALIAS_BAND_HZ = (500.0, 3000.0)
+ALIAS_ILD_SIGMA_DB = 3.0
+ALIAS_MAX_FIT = 0.1
+ALIAS_MIN_REL = 0.5
+ALIAS_MERGE_DEG = 15.0
+ALIAS_TONAL_RISE = 4.0
+ALIAS_TONAL_SPAN = 13
+ALIAS_MIN_TONAL = 0.5
+"""A harmonic source whose fundamental is high (a siren's 450-1350 Hz) has interaural
+phases that fit its true delay and that delay plus or minus one period equally well: every
+harmonic wraps by whole turns.  GCC-PHAT and the steered responses then find ghosts 30-60
+degrees to the other side, as high as the source, and often miss the source itself.  Its
+level differences tell them apart.  In a window whose power in ``ALIAS_BAND_HZ`` lies
+mostly (at least ``ALIAS_MIN_TONAL``) in tonal bins (:func:`_tonal`), each peak is scored
+by the power of the bins that fit the head model at it in phase, and the part of it that
+fits in level too (a Gaussian of the ILD misfit, ``SIGMA``); a peak whose part is under
+``ALIAS_MAX_FIT`` is a ghost.  It moves to the highest peak of the window's
+phase-and-level response (at least ``ALIAS_MIN_REL`` of its top) that no kept peak lies
+within ``ALIAS_MERGE_DEG`` of, or is dropped.  Round-trip scenes with a siren: ghosts fit
+0.02-0.08, the siren 0.6-0.9, a plane beside it (whose bins the siren's harmonics share)
+0.17-0.45; tonal shares 0.7-0.9.  Two sources through KEMAR, a head the model only
+approximates, where broadband noise holds the band: the weaker source fits as little as
+0.03, but the tonal share is 0.1-0.25, and no source there aliases."""
+TONAL_MIN_FIT = 0.3
+TONAL_MAX_DIP = 0.7
+"""In such a window the top of the phase-and-level response is a source too (a siren
+beside a helicopter that holds the onsets, which GCC-PHAT weighs bin by bin) where it
+fits at least ``TONAL_MIN_FIT`` of the band's power and lies on a lobe of its own: the
+response dips to ``TONAL_MAX_DIP`` of the lower of the two between it and each peak kept
+(in a room, a lone source's response is broad and its top wanders off its peak)."""
+
+
+def _tonal(power: np.ndarray) -> np.ndarray:
+    """Which time-frequency bins of ``power`` ``(frames, bins)`` are tonal: at least
+    ``ALIAS_TONAL_RISE`` times the mean of the ``ALIAS_TONAL_SPAN`` bins around them."""
+    return power > ALIAS_TONAL_RISE * uniform_filter1d(power, ALIAS_TONAL_SPAN, axis=1,
+                                                       mode="nearest")
+
+
+def _band_ild(X: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """ILD (dB) of the time-frequency bins ``lo:hi``."""
+    L, R = X[0, :, lo:hi], X[1, :, lo:hi]
+    return 10.0 * np.log10((L.real ** 2 + L.imag ** 2 + cues.EPS)
+                           / (R.real ** 2 + R.imag ** 2 + cues.EPS))
+
+
+def _fit_response(power, u, ild, steer, model) -> tuple[np.ndarray, np.ndarray]:
+    """Steered responses of bins ``(frames, F)`` at head-model rows ``steer``/``model``
+    ``(A, F)``: the in-phase power, and the part of it that fits in level too, ``(A,)``."""
+    c = np.maximum(np.einsum("tf,af->taf", u, steer).real, 0.0) * power[:, None, :]
+    g = np.exp(-0.5 * ((ild[:, None, :] - model[None]) / ALIAS_ILD_SIGMA_DB) ** 2)
+    return c.sum(axis=(0, 2)), (c * g).sum(axis=(0, 2))
+
+
+def _own_lobe(Q: np.ndarray, k: int, j: int) -> bool:
+    """Whether rows ``k`` and ``j`` of a response ``Q`` lie on lobes of their own: it dips
+    to at most ``TONAL_MAX_DIP`` of the lower of the two between them."""
+    a, b = min(k, j), max(k, j)
+    return b - a >= 2 and Q[a : b + 1].min() <= TONAL_MAX_DIP * min(Q[k], Q[j])
+
+
+def _unalias_peaks(peaks, unit, power, X, freqs, active, starts, win, cal: HeadCalibration):
+    """Move or drop each window's peaks that are aliases of a harmonic source, and add the
+    source where it stands on a lobe of its own (see ``ALIAS_BAND_HZ`` and
+    ``TONAL_MIN_FIT``), from the low bins' unit interaural phasors and power ``(frames,
+    bins)`` and the STFT ``X``."""
+    if cal.ild_db is None or not len(starts):
+        return peaks
+    nf = min(unit.shape[1], cal.steer.shape[1])
+    lo, hi = (int(v) for v in np.searchsorted(freqs[:nf], ALIAS_BAND_HZ))
+    if hi - lo < ALIAS_TONAL_SPAN:
+        return peaks
+    p = power[:, :hi] * active[:, None]
+    tonal = _tonal(p)[:, lo:]
+    p = p[:, lo:]
+    frame = np.stack([(p * tonal).sum(axis=1), p.sum(axis=1)], axis=-1)
+    sums = cues.window_sums(frame, starts, win)
+    is_tonal = (sums[:, 0] >= ALIAS_MIN_TONAL * (sums[:, 1] + cues.EPS)) & np.array(
+        [bool(pk) for pk in peaks])
+    if not is_tonal.any():
+        return peaks
+    u, ild = unit[:, lo:hi], _band_ild(X, lo, hi)
+    steer, model = cal.steer[:, lo:hi], cal.ild_db[:, lo:hi]
+    out = []
+    for wi, pk in enumerate(peaks):
+        if not is_tonal[wi]:
+            out.append(pk)
+            continue
+        sl = slice(int(starts[wi]), int(starts[wi]) + win)
+        rows = _grid_index(np.array([az for az, _ in pk]))
+        P, Q = _fit_response(p[sl], u[sl], ild[sl], steer[rows], model[rows])
+        ghost = Q < ALIAS_MAX_FIT * P
+        keep = [q for q, g in zip(pk, ghost, strict=True) if not g]
+        _P, Qa = _fit_response(p[sl], u[sl], ild[sl], steer, model)
+        top = Qa.max()
+        k = int(np.argmax(Qa))
+        fit = top / (sums[wi, 1] + cues.EPS)
+        if fit >= TONAL_MIN_FIT and all(_own_lobe(Qa, k, j) for j in _grid_index(
+                np.array([q[0] for q in keep]))):
+            keep.append((float(AZ_GRID[k]), float(fit)))
+        if not ghost.any():
+            out.append(sorted(keep, key=lambda q: -q[1]))
+            continue
+        is_pk = np.zeros(Qa.size, dtype=bool)
+        is_pk[1:-1] = ((Qa[1:-1] >= Qa[:-2]) & (Qa[1:-1] > Qa[2:])
+                       & (Qa[1:-1] >= ALIAS_MIN_REL * top))
+        cand = sorted(np.nonzero(is_pk)[0].tolist(), key=lambda c: -Qa[c])
+        for (_az, h), g in zip(pk, ghost, strict=True):
+            if not g:
+                continue
+            for c in cand:
+                if all(abs(AZ_GRID[c] - k_az) >= ALIAS_MERGE_DEG for k_az, _ in keep):
+                    keep.append((float(AZ_GRID[c]), h))
+                    break
+        out.append(sorted(keep, key=lambda q: -q[1]))
+    return out
+
+
 MAX_SPEED_DEG_S = 90.0
 """Fastest azimuth change a track's prediction assumes."""
 
@@ -1418,6 +1543,8 @@ def analyze_signal(
                                               active, starts, win, cal, max_sources=max_sources)
                 peaks = _residual_window_peaks(peaks, u_low, w_act, starts, win, cal, S.freqs,
                                                max_sources=max_sources, hop_s=hop_s)
+                peaks = _unalias_peaks(peaks, u_low, p_low, S.X, S.freqs, active, starts, win,
+                                       cal)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
             if not track_az:
