@@ -152,12 +152,12 @@ CUT_EDGE = 1e-3
 
 def cut_at_side(boxes: FloatArray) -> np.ndarray:
     """Which side of the picture cuts each box ``(T, 4)`` (normalised ``[x1, y1, x2,
-    y2]``): -1 the left, 1 the right, 0 neither (or both); such a box's centre is not the
-    object's."""
+    y2]``): -1 the left, 1 the right, 2 both (the box spans the picture), 0 neither; a
+    cut box's centre is not the object's."""
     b = np.asarray(boxes, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         left, right = b[:, 0] <= CUT_EDGE, b[:, 2] >= 1.0 - CUT_EDGE
-    return right.astype(np.int64) - left.astype(np.int64)
+    return np.where(left & right, 2, right.astype(np.int64) - left.astype(np.int64))
 
 
 def track_labels(azimuth_deg: FloatArray, size: FloatArray, active: np.ndarray,
@@ -174,7 +174,8 @@ def track_labels(azimuth_deg: FloatArray, size: FloatArray, active: np.ndarray,
     it.  Where the track starts and ends cut by the same side, the sweep is read from the
     frames whose box is whole, and where fewer than two are, no sweep is measured (the
     label comes from the size).  An object that enters at one side and leaves at the
-    other keeps the sweep of its centre.
+    other keeps the sweep of its centre.  A box cut by both sides (an object so near that
+    it spans the picture) has the picture's centre: its frames give no sweep at all.
 
     Parameters
     ----------
@@ -191,11 +192,13 @@ def track_labels(azimuth_deg: FloatArray, size: FloatArray, active: np.ndarray,
     az[act] = unwrap_deg(np.asarray(azimuth_deg)[act])
     use = act
     if cut is not None:
-        side = np.asarray(cut)[act]
+        cut = np.asarray(cut)
+        use = act & (cut != 2)
+        side = cut[use]
         n = _edge_count(side.size)  # the ends endpoint_change reads
         ends = np.concatenate([side[:n], side[-n:]])
-        if ends[0] != 0 and np.all(ends == ends[0]):
-            use = act & (np.asarray(cut) == 0)
+        if ends.size and ends[0] != 0 and np.all(ends == ends[0]):
+            use = use & (cut == 0)
     sweep = endpoint_change(az, use)
     s = np.asarray(size, dtype=np.float64)
     ok = act & np.isfinite(s) & (s > 0)

@@ -10,7 +10,13 @@ from spa2v.conventions import CROSSING_MIN_SWEEP_DEG, Camera
 from spa2v.errors import InputError
 from spa2v.layout import layout_from_dict
 from spa2v.video import write_mp4
-from spa2v.visual import endpoint_change, track_objects, visual_tracks_to_layout
+from spa2v.visual import (
+    cut_at_side,
+    endpoint_change,
+    track_labels,
+    track_objects,
+    visual_tracks_to_layout,
+)
 
 W, H, FPS = 256, 144, 12
 
@@ -68,6 +74,28 @@ def test_object_approaching_at_the_picture_side_is_not_crossing(rng):
     sweep = endpoint_change(tr.azimuth_deg(Camera()), tr.active)
     assert sweep > CROSSING_MIN_SWEEP_DEG  # the visible centre does move
     assert tr.labels() == ("right", "approaching")
+
+
+def test_an_object_near_enough_to_span_the_picture_gives_no_sweep():
+    """An approaching plane at the right side: its box is cut by the right edge, and in the
+    last frames it spans the picture (cut by both sides), whose centre is the picture's.
+    The sweep from a cut box's centre to the picture's read right_to_left (round trip,
+    hold-out seed 7 scene 38)."""
+    x1 = np.array([0.59, 0.56, 0.53, 0.49, 0.46, 0.42, 0.36, 0.29, 0.21, 0.15, 0.07, 0.0, 0.0])
+    y1 = np.maximum(0.0, 0.24 - 0.05 * np.arange(13))
+    boxes = np.stack([x1, y1, np.ones(13), 0.44 + 0.02 * np.arange(13)], axis=1)
+    cut = cut_at_side(boxes)
+    assert cut.tolist() == [1] * 11 + [2, 2]
+    cam = Camera()
+    az = cam.x_to_azimuth(0.5 * (boxes[:, 0] + boxes[:, 2]))
+    size = boxes[:, 3] - boxes[:, 1]
+    active = np.ones(13, dtype=bool)
+    assert track_labels(az, size, active) == ("right", "right_to_left")  # the centres alone
+    assert track_labels(az, size, active, cut) == ("right", "approaching")
+    # an object that spans the picture all along has no sweep either
+    whole = np.tile([0.0, 0.2, 1.0, 0.6], (13, 1))
+    assert cut_at_side(whole).tolist() == [2] * 13
+    assert track_labels(np.full(13, 0.0), size, active, cut_at_side(whole))[1] == "approaching"
 
 
 def test_object_crossing_through_the_picture_sides_is_crossing(rng):
