@@ -1002,7 +1002,9 @@ by the power of the bins that fit the head model at it in phase, and the part of
 fits in level too (a Gaussian of the ILD misfit, ``SIGMA``); a peak whose part is under
 ``ALIAS_MAX_FIT`` is a ghost.  It moves to the highest peak of the window's
 phase-and-level response (at least ``ALIAS_MIN_REL`` of its top) that no kept peak lies
-within ``ALIAS_MERGE_DEG`` of, or is dropped.  Round-trip scenes with a siren: ghosts fit
+within ``ALIAS_MERGE_DEG`` of or shares a lobe with (:func:`_own_lobe`), or is dropped
+(on another head, in a room, the response's top can lie 20-30 degrees off the siren, on
+its lobe).  Round-trip scenes with a siren: ghosts fit
 0.02-0.08, the siren 0.6-0.9, a plane beside it (whose bins the siren's harmonics share)
 0.17-0.45; tonal shares 0.7-0.9.  Two sources through KEMAR, a head the model only
 approximates, where broadband noise holds the band: the weaker source fits as little as
@@ -1095,7 +1097,9 @@ def _unalias_peaks(peaks, unit, power, X, freqs, active, starts, win, cal: HeadC
             if not g:
                 continue
             for c in cand:
-                if all(abs(AZ_GRID[c] - k_az) >= ALIAS_MERGE_DEG for k_az, _ in keep):
+                if all(abs(AZ_GRID[c] - k_az) >= ALIAS_MERGE_DEG
+                       and _own_lobe(Qa, c, int(_grid_index(np.array([k_az]))[0]))
+                       for k_az, _ in keep):
                     keep.append((float(AZ_GRID[c]), h))
                     break
         out.append(sorted(keep, key=lambda q: -q[1]))
