@@ -1111,12 +1111,16 @@ MAX_SPEED_DEG_S = 90.0
 
 
 HEIGHT_PENALTY_DEG = 20.0
+WEAK_PEAK_RATIO = 3.0
 """Where a peak could go to several tracks, a track whose recent peaks (their median) are
 less than half as high as the peak counts as this many degrees farther from it per factor
 e beyond that half.  A room's reflection makes a weak track whose predicted path, from
 its scattered peaks, can pass the strong source's next peak closer than the source's own
 track's does; the two peaks of crossing sources that merge into one peak are at most
-about twice either source's height, so they are not penalised."""
+about twice either source's height, so they are not penalised.  The other way round, a
+track counts a peak under ``1 / WEAK_PEAK_RATIO`` of its recent height as farther by the
+same measure: a young track (no velocity yet) took its siren's side lobe, a fifth as
+high and nearer than the siren's next peak (heights swing up to twice between windows)."""
 
 
 def _recent_height(h: list[float]) -> float:
@@ -1158,10 +1162,13 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
         # other keep their ways instead of bouncing off)
         pred = [t["az"][-1] + _track_velocity(t, max_step) * (wi - t["last"]) for t in live]
         # a weak track does not take a peak far stronger than its own (HEIGHT_PENALTY_DEG)
-        h_t = [2.0 * _recent_height(t["h"]) + cues.EPS for t in live]
+        h_t = [_recent_height(t["h"]) + cues.EPS for t in live]
         pairs = sorted(
             ((abs((p[0] - pred[ti] + 180.0) % 360.0 - 180.0),
-              HEIGHT_PENALTY_DEG * max(0.0, math.log((p[1] + cues.EPS) / h_t[ti])), pi, ti)
+              HEIGHT_PENALTY_DEG * (max(0.0, math.log((p[1] + cues.EPS) / (2.0 * h_t[ti])))
+                                    + max(0.0, math.log(h_t[ti] / (WEAK_PEAK_RATIO * p[1]
+                                                                   + cues.EPS)))),
+              pi, ti)
              for pi, p in enumerate(peaks) for ti in range(len(live))),
             key=lambda x: x[0] + x[1])
         used_p, used_t = set(), set()
