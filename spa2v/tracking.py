@@ -1000,7 +1000,7 @@ level differences tell them apart.  In a window whose power in ``ALIAS_BAND_HZ``
 mostly (at least ``ALIAS_MIN_TONAL``) in tonal bins (:func:`_tonal`), each peak is scored
 by the power of the bins that fit the head model at it in phase, and the part of it that
 fits in level too (a Gaussian of the ILD misfit, ``SIGMA``); a peak whose part is under
-``ALIAS_MAX_FIT`` is a ghost.  It moves to the highest peak of the window's
+``ALIAS_MAX_FIT`` is a ghost.  It moves to the highest inner peak of the window's
 phase-and-level response (at least ``ALIAS_MIN_REL`` of its top) that no kept peak lies
 within ``ALIAS_MERGE_DEG`` of or shares a lobe with (:func:`_own_lobe`), or is dropped
 (on another head, in a room, the response's top can lie 20-30 degrees off the siren, on
@@ -1017,10 +1017,13 @@ beside a helicopter that holds the onsets, which GCC-PHAT weighs bin by bin) whe
 fits at least ``TONAL_MIN_FIT`` of the band's power and lies on a lobe of its own: the
 response dips to ``TONAL_MAX_DIP`` of the lower of the two between it and each peak kept
 (in a room, a lone source's response is broad and its top wanders off its peak).  The
-response is read over the grid in steps of ``ALIAS_GRID_STEP`` degrees, each pick refined
-to the degree, and not at all where the peaks found fit all but ``TONAL_MIN_FIT`` of the
+response is read over the grid in steps of ``ALIAS_GRID_STEP`` degrees (it divides 180,
+so both ends are on the coarse grid), each pick refined to the degree, and not at all
+where no peak is a ghost and the best one alone fits all but ``TONAL_MIN_FIT`` of the
 band's power (no tonal source can be left): 10 s of a siren took 64 ms here before,
-about 5 times the rest of the analysis."""
+about 5 times the rest of the analysis.  A window is never emptied: where every peak is a
+ghost and nothing takes their place (level differences that fit no direction), it is
+left as it was."""
 
 
 def _tonal(power: np.ndarray) -> np.ndarray:
@@ -1046,7 +1049,7 @@ def _fit_response(power, u, ild, steer, model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _refine_row(bins, steer, model, row: int, step: int) -> tuple[float, float]:
-    """The azimuth within ``step`` rows of grid row ``row`` where the phase-and-level
+    """The azimuth less than ``step`` rows from grid row ``row`` where the phase-and-level
     response of ``bins`` (power, phasors, ILD ``(frames, F)``) is highest, and that value."""
     near = np.arange(max(row - step + 1, 0), min(row + step, AZ_GRID.size))
     _P, Q = _fit_response(*bins, steer[near], model[near])
@@ -1060,7 +1063,8 @@ def _own_lobe(Q: np.ndarray, k: int, j: int) -> bool:
     return b - a >= 2 and Q[a : b + 1].min() <= TONAL_MAX_DIP * min(Q[k], Q[j])
 
 
-def _unalias_peaks(peaks, unit, power, X, freqs, active, starts, win, cal: HeadCalibration):
+def _unalias_peaks(peaks, unit, power, X, freqs, active, starts, win, cal: HeadCalibration,
+                   *, max_sources: int = 4):
     """Move or drop each window's peaks that are aliases of a harmonic source, and add the
     source where it stands on a lobe of its own (see ``ALIAS_BAND_HZ`` and
     ``TONAL_MIN_FIT``), from the low bins' unit interaural phasors and power ``(frames,
@@ -1108,7 +1112,8 @@ def _unalias_peaks(peaks, unit, power, X, freqs, active, starts, win, cal: HeadC
         kc = int(np.argmax(Qc))
         az_top, q_top = _refine_row(bins, steer, model, coarse[kc], step)
         fit = q_top / (sums[wi, 1] + cues.EPS)
-        if fit >= TONAL_MIN_FIT and all(own_lobe(kc, q[0]) for q in keep):
+        if (fit >= TONAL_MIN_FIT and len(keep) < max_sources
+                and all(own_lobe(kc, q[0]) for q in keep)):
             keep.append((az_top, fit))
         if not ghost.any():
             out.append(sorted(keep, key=lambda q: -q[1]))
@@ -1126,7 +1131,9 @@ def _unalias_peaks(peaks, unit, power, X, freqs, active, starts, win, cal: HeadC
                        for k_az, _ in keep):
                     keep.append((az_c, h))
                     break
-        out.append(sorted(keep, key=lambda q: -q[1]))
+        # level differences that fit no direction at all (a panned mix read as binaural,
+        # a head far from the model's) leave the window as it was
+        out.append(sorted(keep, key=lambda q: -q[1]) if keep else pk)
     return out
 
 
@@ -1579,7 +1586,7 @@ def analyze_signal(
                 peaks = _residual_window_peaks(peaks, u_low, w_act, starts, win, cal, S.freqs,
                                                max_sources=max_sources, hop_s=hop_s)
                 peaks = _unalias_peaks(peaks, u_low, p_low, S.X, S.freqs, active, starts, win,
-                                       cal)
+                                       cal, max_sources=max_sources)
             track_az = _link_tracks(peaks, starts, win, T, circular=False,
                                     max_sources=max_sources, hop_s=hop_s)
             if not track_az:

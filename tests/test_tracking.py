@@ -134,6 +134,16 @@ def test_a_siren_is_one_source_not_its_aliases(seed, az0, az1, label):
         assert an.sources[0].mean_azimuth_deg == pytest.approx(az0, abs=3.0)
 
 
+def test_a_tone_whose_levels_fit_no_head_direction_keeps_its_source():
+    """A 1 kHz tone panned 14 dB to the left with no time difference, read as binaural:
+    no direction of the head fits its level difference, so every peak looked like an
+    alias, and nothing took their place; the window keeps its peaks."""
+    t = np.arange(2 * 16000) / 16000
+    x = np.sin(2 * np.pi * 1000 * t) + 1e-3 * np.random.default_rng(0).standard_normal(t.size)
+    an = tracking.analyze_signal(np.stack([x, 0.2 * x]), 16000, "binaural")
+    assert len(an.sources) == 1
+
+
 @pytest.mark.parametrize(("rt60_s", "seed", "az0", "az1", "label"), [
     (None, 1, 50.0, -60.0, "left_to_right"),
     (0.5, 4, -50.0, -50.0, "static"),

@@ -92,10 +92,17 @@ def test_an_object_near_enough_to_span_the_picture_gives_no_sweep():
     active = np.ones(13, dtype=bool)
     assert track_labels(az, size, active) == ("right", "right_to_left")  # the centres alone
     assert track_labels(az, size, active, cut) == ("right", "approaching")
-    # an object that spans the picture all along has no sweep either
-    whole = np.tile([0.0, 0.2, 1.0, 0.6], (13, 1))
-    assert cut_at_side(whole).tolist() == [2] * 13
-    assert track_labels(np.full(13, 0.0), size, active, cut_at_side(whole))[1] == "approaching"
+    # one approaching left of the centre that ends spanning the picture: its centre jumps
+    # to the picture's (37 -> 0 degrees) in the last frames
+    x_c = np.where(np.arange(13) < 10, 0.2, 0.5)
+    half = np.where(np.arange(13) < 10, 0.02 + 0.01 * np.arange(13), 0.5)
+    left = np.stack([x_c - half, 0.4 - half, x_c + half, 0.4 + half], axis=1)
+    cut = cut_at_side(left)
+    assert cut.tolist() == [0] * 10 + [2] * 3
+    az = cam.x_to_azimuth(x_c)
+    size = left[:, 3] - left[:, 1]
+    assert track_labels(az, size, active)[1] == "left_to_right"
+    assert track_labels(az, size, active, cut)[1] == "approaching"
 
 
 def test_object_crossing_through_the_picture_sides_is_crossing(rng):
