@@ -155,23 +155,25 @@ def calibrate_from_hrirs(
     nb = cues.cue_bins(S)
     ipd = S.X[0, :, :nb] * np.conj(S.X[1, :, :nb])
     steer = np.conj(ipd / (np.abs(ipd) + cues.EPS))
-    mag = np.abs(S.X[:, :, :nb]) + cues.EPS
-    ild = 20.0 * np.log10(mag[0] / mag[1])
+    ild = cues._ild_from_power(np.abs(S.X[:, :, :nb]) ** 2)
     order = np.argsort(azimuth_deg)
     a = np.asarray(azimuth_deg, dtype=float)[order]
 
     def onto_grid(v):
         return np.interp(AZ_GRID, a, np.asarray(v, dtype=float)[order])
 
-    # the steering phasors onto the grid: linear between measured azimuths, renormalised
+    # the per-bin tables (steering phasors, ILD) onto the grid
     pos = np.interp(AZ_GRID, a, np.arange(a.size, dtype=float))
     i0 = np.minimum(np.floor(pos).astype(np.int64), max(a.size - 2, 0))
     fr = (pos - i0)[:, None]
-    st = steer[order]
-    st = st[i0] * (1.0 - fr) + st[np.minimum(i0 + 1, a.size - 1)] * fr
-    st = (st / (np.abs(st) + cues.EPS)).astype(np.complex64)
-    ild = ild[order]
-    ild = (ild[i0] * (1.0 - fr) + ild[np.minimum(i0 + 1, a.size - 1)] * fr).astype(np.float32)
+
+    def rows_onto_grid(v):  # per-bin tables: linear between measured azimuths
+        v = v[order]
+        return v[i0] * (1.0 - fr) + v[np.minimum(i0 + 1, a.size - 1)] * fr
+
+    st = rows_onto_grid(steer)
+    st = (st / (np.abs(st) + cues.EPS)).astype(np.complex64)  # renormalised
+    ild = rows_onto_grid(ild).astype(np.float32)
 
     return HeadCalibration(
         name, int(sr), n_fft, AZ_GRID.copy(), onto_grid(itd), onto_grid(ild_hf), st, ild
@@ -1029,15 +1031,13 @@ left as it was."""
 def _tonal(power: np.ndarray) -> np.ndarray:
     """Which time-frequency bins of ``power`` ``(frames, bins)`` are tonal: at least
     ``ALIAS_TONAL_RISE`` times the mean of the ``ALIAS_TONAL_SPAN`` bins around them."""
-    return power > ALIAS_TONAL_RISE * uniform_filter1d(power, ALIAS_TONAL_SPAN, axis=1,
-                                                       mode="nearest")
+    return power > ALIAS_TONAL_RISE * cues.smooth(power, ALIAS_TONAL_SPAN, axis=1)
 
 
 def _band_ild(X: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """ILD (dB) of the time-frequency bins ``lo:hi``."""
-    L, R = X[0, :, lo:hi], X[1, :, lo:hi]
-    return 10.0 * np.log10((L.real ** 2 + L.imag ** 2 + cues.EPS)
-                           / (R.real ** 2 + R.imag ** 2 + cues.EPS))
+    Y = X[:, :, lo:hi]
+    return cues._ild_from_power(Y.real ** 2 + Y.imag ** 2)
 
 
 def _fit_response(power, u, ild, steer, model) -> tuple[np.ndarray, np.ndarray]:
@@ -1118,10 +1118,10 @@ def _unalias_peaks(peaks, unit, power, X, freqs, active, starts, win, cal: HeadC
         if not ghost.any():
             out.append(sorted(keep, key=lambda q: -q[1]))
             continue
-        is_pk = np.zeros(Qc.size, dtype=bool)
-        is_pk[1:-1] = ((Qc[1:-1] >= Qc[:-2]) & (Qc[1:-1] > Qc[2:])
-                       & (Qc[1:-1] >= ALIAS_MIN_REL * Qc.max()))
-        cand = sorted(np.nonzero(is_pk)[0].tolist(), key=lambda c: -Qc[c])
+        (cand,) = _pick_peaks(Qc[None], np.arange(coarse.size), circular=False,
+                              max_sources=coarse.size, min_sep_deg=0.5,  # (rows)
+                              rel_height=ALIAS_MIN_REL)
+        cand = [int(c) for c, _q in cand]
         for (_az, h), g in zip(pk, ghost, strict=True):
             if not g:
                 continue
