@@ -324,8 +324,11 @@ def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sourc
         if circular:
             d = np.abs((d + 180.0) % 360.0 - 180.0)
         C[d < min_sep_deg] = -np.inf
-    return [[(float(c[k]), float(H[w, k])) for k in picks[:n_pick, w].tolist() if k >= 0]
-            for w in range(n_rows)]
+    picks = picks[:n_pick].T  # (rows, picks), -1 past a row's last peak
+    az = c[picks].tolist()
+    h = H[np.arange(n_rows)[:, None], picks].tolist()
+    n = (picks >= 0).sum(axis=1).tolist()  # a row's picks come first, its -1s after
+    return [list(zip(az[w][: n[w]], h[w][: n[w]], strict=True)) for w in range(n_rows)]
 
 
 def _hist_window_peaks(az_bins, w_bins, active, *, max_sources, hop_s):
@@ -732,15 +735,16 @@ def _add_foreground_peaks(peaks, unit, fg, active, starts, win, cal: HeadCalibra
     for wi, (start, p, q) in enumerate(zip(starts, peaks, cand, strict=True)):
         if not p or len(p) >= max_sources:
             continue
-        sel = slice(start, start + win)
-        act = active[sel]
-        u = unit[sel, :nf][act]
-        m = fg[sel, :nf][act]
         found = [a for a, _h in p]
+        u = m = None  # the window's active bins, once a candidate asks
         left = None  # the foreground bins the found sources leave, once a candidate asks
         for az, h in q:
             if len(found) >= max_sources or any(abs(az - a) <= 20.0 for a in found):
                 continue
+            if u is None:
+                act = active[start : start + win]
+                u = unit[start : start + win, :nf][act]
+                m = fg[start : start + win, :nf][act]
             if left is None:
                 rows = _grid_index(np.asarray(found, dtype=float))
                 left = m & ~_explained(u, rows, cal)
@@ -1171,12 +1175,14 @@ def _track_velocity(t: dict, max_step: float, n: int = 4, *, first: bool = False
         return 0.0
     az = t["az"][:n] if first else t["az"][-n:]
     a = [float(az[0])]
-    for x, prev in zip(az[1:], az[:-1], strict=True):  # unwrapped: no 360-degree jumps
-        a.append(a[-1] + ((x - prev + 180.0) % 360.0 - 180.0))
+    for i in range(1, len(az)):  # unwrapped: no 360-degree jumps
+        a.append(a[-1] + ((az[i] - az[i - 1] + 180.0) % 360.0 - 180.0))
     wm = sum(w) / len(w)
     am = sum(a) / len(a)
-    num = sum((wi - wm) * (ai - am) for wi, ai in zip(w, a, strict=True))
-    den = sum((wi - wm) ** 2 for wi in w)
+    num = den = 0
+    for wi, ai in zip(w, a, strict=True):
+        num += (wi - wm) * (ai - am)
+        den += (wi - wm) ** 2
     return min(max(num / den, -max_step), max_step)
 
 
@@ -1187,13 +1193,26 @@ def _link_tracks(peaks_per_win, starts, win, T, *, circular, max_sources, hop_s,
     step_s = float(starts[1] - starts[0]) * hop_s if len(starts) > 1 else win * hop_s
     max_gap = max(2, int(round(1.5 / max(step_s, 1e-9))))  # pauses in speech, gaps in music
     max_step = MAX_SPEED_DEG_S * step_s  # degrees per window step
+    # each live track's velocity and recent height, kept until it takes its next peak
+    state: dict[int, tuple[int, float, float]] = {}
+
+    def track_state(t: dict) -> tuple[int, float, float]:
+        s = state.get(id(t))
+        if s is None or s[0] != len(t["win"]):
+            s = (len(t["win"]), _track_velocity(t, max_step), _recent_height(t["h"]) + cues.EPS)
+            state[id(t)] = s
+        return s
+
     for wi, peaks in enumerate(peaks_per_win):
+        if not peaks:
+            continue
         live = [t for t in tracks if wi - t["last"] <= max_gap]
+        st = [track_state(t) for t in live]
         # each track is expected where its recent motion leads (sources that cross each
         # other keep their ways instead of bouncing off)
-        pred = [t["az"][-1] + _track_velocity(t, max_step) * (wi - t["last"]) for t in live]
+        pred = [t["az"][-1] + s[1] * (wi - t["last"]) for t, s in zip(live, st, strict=True)]
         # a weak track does not take a peak far stronger than its own (HEIGHT_PENALTY_DEG)
-        h_t = [_recent_height(t["h"]) + cues.EPS for t in live]
+        h_t = [s[2] for s in st]
         pairs = sorted(
             ((abs((p[0] - pred[ti] + 180.0) % 360.0 - 180.0),
               HEIGHT_PENALTY_DEG * (max(0.0, math.log((p[1] + cues.EPS) / (2.0 * h_t[ti])))
