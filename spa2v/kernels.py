@@ -277,3 +277,63 @@ def _set_aside(e_win, e_sub, e_bin, key, e_re, e_im, e_w, k_of, speed_of, sub_t_
 
 
 set_aside = _jit(_set_aside)
+
+
+def _pick_peaks(H, centres, circular, max_sources, min_sep_deg, rel_height, min_height,
+                az, height, count):
+    """The greedy peak picking of :func:`spa2v.tracking._pick_peaks` (its numpy twin), row
+    by row: ``az[w, :count[w]]`` and ``height[w, :count[w]]`` get the ``centres`` and
+    values of row ``w``'s peaks, highest first.
+
+    A peak is a local maximum (a plateau's last bin; the ends of the row only when
+    ``circular``, its neighbours then wrapping round) at least ``rel_height`` of the row's
+    highest value and above ``min_height``; each pick rules out the bins whose ``centres``
+    lie closer than ``min_sep_deg`` to its own (around the circle when ``circular``).  A row
+    holding a NaN has no peaks (numpy's maximum is then NaN).
+    """
+    n_rows, n = H.shape
+    cand = np.empty(n)
+    for w in range(n_rows):
+        row = H[w]
+        top = -np.inf
+        for k in range(n):
+            v = row[k]
+            if v != v:  # NaN
+                top = np.nan
+                break
+            top = max(top, v)
+        count[w] = 0
+        if not top > 0.0:
+            continue
+        for k in range(n):
+            v = row[k]
+            if k > 0:
+                left = row[k - 1]
+            else:
+                left = row[n - 1] if circular else np.inf
+            if k < n - 1:
+                right = row[k + 1]
+            else:
+                right = row[0] if circular else np.inf
+            ok = v >= left and v > right and v >= rel_height * top and v > min_height
+            cand[k] = v if ok else -np.inf
+        for j in range(max_sources):
+            best = 0
+            for k in range(1, n):
+                if cand[k] > cand[best]:
+                    best = k
+            if cand[best] == -np.inf:
+                break
+            c0 = centres[best]
+            az[w, j] = c0
+            height[w, j] = row[best]
+            count[w] = j + 1
+            for k in range(n):
+                d = abs(centres[k] - c0)
+                if circular:
+                    d = abs((d + 180.0) % 360.0 - 180.0)
+                if d < min_sep_deg:
+                    cand[k] = -np.inf
+
+
+pick_peaks = _jit(_pick_peaks)

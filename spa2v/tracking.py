@@ -299,7 +299,17 @@ def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sourc
     A peak is a local maximum at least ``rel_height`` of its row's highest value and
     above ``min_height``; peaks closer than ``min_sep_deg`` to a higher one are dropped.
     """
-    H = np.asarray(H, dtype=np.float64)
+    H = np.ascontiguousarray(H, dtype=np.float64)
+    c = np.ascontiguousarray(centres, dtype=np.float64)
+    n_rows = H.shape[0]
+    if kernels.JIT:
+        az = np.empty((n_rows, max_sources))
+        h = np.empty((n_rows, max_sources))
+        n = np.empty(n_rows, dtype=np.int64)
+        kernels.pick_peaks(H, c, bool(circular), int(max_sources), float(min_sep_deg),
+                           float(rel_height), float(min_height), az, h, n)
+        return [list(zip(a[:k], b[:k], strict=True))
+                for a, b, k in zip(az.tolist(), h.tolist(), n.tolist(), strict=True)]
     left, right = np.empty_like(H), np.empty_like(H)  # each bin's neighbours
     left[:, 1:], right[:, :-1] = H[:, :-1], H[:, 1:]
     if circular:
@@ -310,8 +320,6 @@ def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sourc
     is_peak = (H >= left) & (H > right) & (H >= rel_height * top) & (H > min_height) & (top > 0)
     # greedy, highest first: each pick drops the peaks closer than min_sep_deg to it
     C = np.where(is_peak, H, -np.inf)
-    c = np.asarray(centres, dtype=np.float64)
-    n_rows = H.shape[0]
     picks = np.empty((max_sources, n_rows), dtype=np.int64)
     n_pick = 0
     for n_pick in range(1, max_sources + 1):
@@ -324,10 +332,10 @@ def _pick_peaks(H: np.ndarray, centres: np.ndarray, *, circular: bool, max_sourc
         if circular:
             d = np.abs((d + 180.0) % 360.0 - 180.0)
         C[d < min_sep_deg] = -np.inf
-    picks = picks[:n_pick].T  # (rows, picks), -1 past a row's last peak
+    picks = picks[:n_pick].T  # (rows, picks): a row's peaks, then -1s
     az = c[picks].tolist()
     h = H[np.arange(n_rows)[:, None], picks].tolist()
-    n = (picks >= 0).sum(axis=1).tolist()  # a row's picks come first, its -1s after
+    n = (picks >= 0).sum(axis=1).tolist()
     return [list(zip(az[w][: n[w]], h[w][: n[w]], strict=True)) for w in range(n_rows)]
 
 

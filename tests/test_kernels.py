@@ -149,6 +149,42 @@ def test_row_peaks_kernel_matches_parabolic_peak(rng):
     assert pos[0] == 1 and pos[1] == 47 and pos[2] == 1 and pos[3] == 11.0
 
 
+@pytest.mark.parametrize("circular", [False, True])
+def test_peak_picking_kernel_matches_numpy(rng, monkeypatch, jit, circular):
+    """Window responses (smooth rows with a few bumps) and the rows that test the rules:
+    plateaus, peaks at the ends, peaks closer than the separation, a flat, a negative and
+    a NaN row."""
+    x = np.arange(-90.0, 90.5, 1.0) if not circular else np.arange(-180.0, 180.0, 5.0)
+    n = x.size
+    H = np.zeros((60, n))
+    for w in range(50):
+        for _ in range(rng.integers(1, 6)):
+            H[w] += rng.uniform(0.1, 1.0) * np.exp(-0.5 * ((x - rng.uniform(x[0], x[-1]))
+                                                          / rng.uniform(3, 20)) ** 2)
+        H[w] += 0.02 * rng.standard_normal(n)
+    H[50, 5:9] = 1.0  # a plateau
+    H[51, 0], H[51, -1] = 1.0, 0.9  # maxima at both ends
+    H[52, [20, 22, 40]] = [1.0, 0.95, 0.5]  # a peak within the separation of a higher one
+    H[53] = 0.5  # flat
+    H[54] = -rng.uniform(0.1, 1.0, n)  # nothing above zero
+    H[55] = rng.uniform(0.0, 1.0, n)
+    H[55, 7] = np.nan
+    H[56, 3::6] = rng.uniform(0.2, 1.0, (n - 3 + 5) // 6)  # many peaks: max_sources of them
+    kw = dict(circular=circular, min_sep_deg=15.0, rel_height=0.2, min_height=0.05)
+    for max_sources in (1, 4):
+        a = tracking._pick_peaks(H, x, max_sources=max_sources, **kw)
+        _numpy(monkeypatch)
+        b = tracking._pick_peaks(H, x, max_sources=max_sources, **kw)
+        monkeypatch.setattr(kernels, "JIT", True)
+        assert a == b
+        assert sum(map(len, a)) > (60 if max_sources > 1 else 50)
+        assert not a[53] and not a[54] and not a[55] and len(a[56]) == max_sources
+    assert [az for az, _h in a[52]] == [x[20], x[40]]
+    assert [az for az, _h in a[50]] == [x[8]]  # a plateau's last bin
+    # the ends: never peaks on a line; on a circle, neighbours (and 5 degrees apart)
+    assert [az for az, _h in a[51]] == ([x[0]] if circular else [])
+
+
 def test_coherence_kernel_matches_numpy(scene, monkeypatch, jit):
     S = cues.stft(scene, SR)
     itd, _ = cues.gcc_phat(S)
