@@ -172,6 +172,7 @@ def bench_two_sources(head, piano, quick):
     n = 12 if quick else 30
     ok = 0
     errs = []
+    level_errs = []
     missed = []
     pairs = [("noise", "engine"), ("babble", "noise"), ("engine", "babble"), ("piano", "noise")]
     for i in range(n):
@@ -180,9 +181,14 @@ def bench_two_sources(head, piano, quick):
             if abs(a1 - a2) >= 30:
                 break
         s1, s2 = pairs[i % len(pairs)]
-        sim, an = run_scene([s1, s2], [Trajectory.static(a1, 0, 2.5), Trajectory.static(a2, 0, 2.5)],
-                            head=head, rt60=None, dur=3.0, seed=5000 + i, piano=piano)
+        trajs = [Trajectory.static(a1, 0, 2.5), Trajectory.static(a2, 0, 2.5)]
+        sim, an = run_scene([s1, s2], trajs, head=head, rt60=None, dur=3.0, seed=5000 + i,
+                            piano=piano)
         est = [s["mean_azimuth_deg"] for s in an["sources"]]
+        lvl = relative_level_error(an, [s1, s2], trajs, (a1, a2), head=head, seed=5000 + i,
+                                   piano=piano)
+        if lvl is not None:
+            level_errs.append(lvl)
         found = []
         for a in (a1, a2):
             e = min((frontal_error(x, a) for x in est), default=180.0)
@@ -194,7 +200,41 @@ def bench_two_sources(head, piano, quick):
             missed.append(dict(scene=i, sources=[s1, s2], az=[round(a1, 1), round(a2, 1)],
                                found_az=[round(float(x), 1) for x in est]))
     emit(bench="two_sources_binaural_kemar", scenes=n, both_within_8deg=round(ok / n, 4),
-         mean_err_deg=round(float(np.mean(errs)), 2), missed=missed)
+         mean_err_deg=round(float(np.mean(errs)), 2), missed=missed,
+         # each found pair's level difference against the one the sources have alone
+         level_difference_scenes=len(level_errs),
+         level_difference_mean_abs_err_db=round(float(np.mean(np.abs(level_errs))), 2)
+         if level_errs else None,
+         level_difference_within_6db=round(float(np.mean(np.abs(level_errs) <= 6.0)), 4)
+         if level_errs else None)
+
+
+def relative_level_error(an, names, trajs, azs, *, head, seed, piano):
+    """The error (dB) of the level difference between the two sources found nearest
+    ``azs``, over the frames where both are active, against the difference of the
+    sources rendered alone (each with the scene's gain and noise), or ``None`` where the
+    two are not found apart."""
+    tracks = []
+    for a in azs:
+        if not an["sources"]:
+            return None
+        tracks.append(min(an["sources"], key=lambda s: frontal_error(s["mean_azimuth_deg"], a)))
+    if tracks[0] is tracks[1]:
+        return None
+    act = [np.asarray(t["active"], dtype=bool) for t in tracks]
+    both = act[0] & act[1]
+    if both.sum() < 5:
+        return None
+    power = []
+    for i, (n, t) in enumerate(zip(names, trajs, strict=True)):
+        # the signal the scene gave this source (run_scene's seeds), rendered alone
+        src = SceneSource(source_signal(n, 3.0, seed + 7 * i, piano), t, name=n)
+        solo = simulate_scene([src], fmt="binaural", sr=SR, duration_s=3.0, head=head,
+                              noise_snr_db=None, seed=seed, normalize=False)
+        power.append(cues.stft(solo.audio, SR).frame_power.sum(axis=0)[both].mean())
+    est = [np.mean(10.0 ** (np.asarray(t["loudness_db"], dtype=float)[both] / 10.0))
+           for t in tracks]
+    return float(10 * np.log10(est[1] / est[0]) - 10 * np.log10(power[1] / power[0]))
 
 
 def bench_stereo(quick):
