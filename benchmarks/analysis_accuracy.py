@@ -293,7 +293,7 @@ def bench_speed():
                          fmt="foa", sr=SR, duration_s=dur).audio
     tracking.spherical_calibration(SR)  # built once per process, cached
 
-    def best_of(fn, n=15):
+    def best_of(fn, n=30):
         """Best wall time and best CPU time (this process) of ``n`` calls.  The machine may
         be shared: CPU time is what the code costs, wall time includes waiting for a core."""
         wall, cpu = [], []
