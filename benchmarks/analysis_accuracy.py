@@ -214,11 +214,10 @@ def relative_level_error(an, names, trajs, azs, *, head, seed, piano):
     ``azs``, over the frames where both are active, against the difference of the
     sources rendered alone (each with the scene's gain and noise), or ``None`` where the
     two are not found apart."""
-    tracks = []
-    for a in azs:
-        if not an["sources"]:
-            return None
-        tracks.append(min(an["sources"], key=lambda s: frontal_error(s["mean_azimuth_deg"], a)))
+    if not an["sources"]:
+        return None
+    tracks = [min(an["sources"], key=lambda s: frontal_error(s["mean_azimuth_deg"], a))
+              for a in azs]
     if tracks[0] is tracks[1]:
         return None
     act = [np.asarray(t["active"], dtype=bool) for t in tracks]

@@ -1134,11 +1134,14 @@ def _unalias_peaks(peaks, unit, power, X, freqs, active, starts, win, cal: HeadC
                               max_sources=coarse.size, min_sep_deg=0.5,  # (rows)
                               rel_height=ALIAS_MIN_REL)
         cand = [int(c) for c, _q in cand]
+        refined: dict[int, float] = {}  # each candidate refined once, when first asked
         for (_az, h), g in zip(pk, ghost, strict=True):
             if not g:
                 continue
             for c in cand:
-                az_c = _refine_row(bins, steer, model, coarse[c], step)[0]
+                if c not in refined:
+                    refined[c] = _refine_row(bins, steer, model, coarse[c], step)[0]
+                az_c = refined[c]
                 if all(abs(az_c - k_az) >= ALIAS_MERGE_DEG and own_lobe(c, k_az)
                        for k_az, _ in keep):
                     keep.append((az_c, h))
