@@ -19,9 +19,10 @@ Pipeline (``analyze_signal``):
    inverse variance with the interaural coherence as a reliability weight; stereo: the
    pan law; FOA: the summed intensity vector); where several are, binaural tracks take
    the frame's GCC-PHAT peak nearest their own ITD (the per-frame GCC-PHAT leans on
-   onset bins but keeps all bins) and a level share from the peak heights scaled by
-   each track's precedence strength (a reflection comes out quieter than its source);
-   stereo and FOA tracks take the bins nearest their direction.
+   onset bins but keeps all bins) and the level of the low bins its direction holds,
+   ranked by the peak heights scaled by each track's precedence strength (a reflection
+   comes out no louder than its source); stereo and FOA tracks take the bins nearest
+   their direction.
 5. Activity, smoothing, position and motion labels, a distance trend from loudness.
 """
 
@@ -56,11 +57,12 @@ GCC_REL_HEIGHT = 0.4
 ONSET_FLOOR = 0.1
 """Weight of a steady or decaying bin in the per-frame binaural GCC-PHAT (onsets add up to 1)."""
 MIN_REL_MASS = 0.25
-PREC_GAMMA = 4.0
-"""Where binaural tracks overlap, each one's level share is scaled by its precedence
-strength (onset-weighted GCC-PHAT along its path, relative to the strongest) to this power:
-wall reflections, strong mostly in the decays, come out quieter than their source."""
 """A track is kept when its summed peak height is at least this fraction of the strongest."""
+PREC_GAMMA = 4.0
+"""Where binaural tracks overlap, they are ranked by their share of the GCC-PHAT peaks
+scaled by their precedence strength (onset-weighted GCC-PHAT along its path, relative to
+the strongest) to this power, and none comes out louder than one ranked above it: wall
+reflections, strong mostly in the decays, rank below their source."""
 
 
 # =========================================================================== head model
@@ -1925,9 +1927,12 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
     heights.  Where two tracks sound together (a steadily moving one continued past the
     frames it was found in), the power their bins hold is split between them by the
     two-source solution of each bin (:func:`_split_pairs`), so that a source neither
-    takes a passing one's sound nor loses its own under a louder neighbour.  Tracks that
-    show mostly in decays (reflections) lose level in proportion to their precedence
-    strength.
+    takes a passing one's sound nor loses its own under a louder neighbour.  The tracks
+    are ranked by their share of the peak heights times their precedence strength to the
+    ``PREC_GAMMA`` (tracks that show mostly in decays, reflections, rank low), and a
+    track's level is lowered to that of any track ranked above it that is quieter: a
+    wall's image may hold more bins than its source (the far ear's, beside the head's
+    shadow), but is no louder.
     """
     A = np.stack(track_az)
     alive = ~np.isnan(A)
@@ -1947,8 +1952,8 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
             az_multi[k, idx] = cal.az_from_itd(itds[0] + pos * step)
             heights[k, idx] = np.where(alive[k, idx], np.clip(hgt, 0.0, None), 0.0)
     total = heights.sum(axis=0) + cues.EPS
-    # a source's loudness is its direct sound's: tracks that show mostly in decays
-    # (reflections) lose level in proportion to their precedence strength
+    # the rank of a source is its direct sound's: tracks that show mostly in decays
+    # (reflections) rank in proportion to their precedence strength
     prec = np.ones(K)
     if K > 1 and onsets is not None:
         prec = _precedence_strength(A, itds, *onsets, cal) ** PREC_GAMMA
@@ -1973,23 +1978,35 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
         offset = float(np.median(gap[active])) if active.any() else 0.0
         bin_level = 10 * np.log10(e + cues.EPS) + offset
     total_direct = direct.sum(axis=0) + cues.EPS
-    out = []
+    rows = []
     for k in range(K):
         share = np.where(multi, heights[k] / total, 1.0)
         share_direct = np.where(multi, direct[k] / total_direct, 1.0)
-        az = fine[k]
-        lvl = level_db + 10 * np.log10(np.clip(share_direct, 1e-6, 1.0))
-        on = alive[k] & active
-        if bin_level is not None and on.any():
-            # its ups and downs are those of the bins it holds; its mean level (which
-            # ranks the sources) stays the peak heights' share
-            b = np.maximum(bin_level[k], -120.0)
-            lvl = b + float(np.mean(lvl[on]) - np.mean(b[on]))
+        rank_lvl = level_db + 10 * np.log10(np.clip(share_direct, 1e-6, 1.0))
         act = active & alive[k] & (share > 0.15)
-        o = _track_output(az, act, False, lvl, np.where(multi, heights[k], rel_single))
-        if o:
-            out.append(o)
+        if act.sum() < 3:
+            continue
+        lvl = rank_lvl
+        if bin_level is not None and (alive[k] & active).any():
+            lvl = np.maximum(bin_level[k], -120.0)  # the power of the bins it holds
+        rows.append((k, act, rank_lvl, lvl, share))
+    # ranked by the precedence-weighted share (a reflection below its source), each
+    # track's level is that of its bins, no louder than any track ranked above it
+    rows.sort(key=lambda row: -_energy_mean_db(row[2][row[1]]))
+    out, cap = [], np.inf
+    for k, act, _rank, lvl, _share in rows:
+        mean = _energy_mean_db(lvl[act])
+        if mean >= cap:  # (0.01 dB below, so that the sort keeps the rank)
+            lvl = lvl - (mean - cap + 0.01)
+        cap = min(cap, mean) - 0.01
+        out.append(_track_output(fine[k], act, False, lvl,
+                                 np.where(multi, heights[k], rel_single)))
     return out
+
+
+def _energy_mean_db(level_db: np.ndarray) -> float:
+    """The energy mean of levels in dB (the order of :func:`_sort_loudest`)."""
+    return float(10 * np.log10(np.mean(10 ** (level_db / 10.0)) + 1e-30))
 
 
 def _precedence_strength(A, itds, r_win, w_win, centres, cal):

@@ -311,6 +311,24 @@ def test_sources_are_sorted_loudest_first():
     assert power[0] > power[1]
 
 
+@pytest.mark.parametrize(("name", "azs"), [("noise", (-50.0, 50.0)), ("noise", (20.0, -30.0)),
+                                         ("babble", (-50.0, 50.0)), ("babble", (20.0, -30.0)),
+                                         ("engine", (20.0, -30.0))])
+def test_two_sources_levels_differ_by_their_gains(name, azs):
+    """Two sources of one kind sounding together, one 3 dB down: each track's level is
+    the power its direction holds, so the two differ by about 3 dB (not by the share of
+    the GCC-PHAT peaks, which put the quieter one 5-19 dB down)."""
+    y = _scene([SceneSource(_src(name, seed=1), Trajectory.static(azs[0]), gain_db=-3.0),
+                SceneSource(_src(name, seed=2), Trajectory.static(azs[1]))])
+    an = tracking.analyze_signal(y, SR, "binaural")
+    assert len(an.sources) == 2, [s.mean_azimuth_deg for s in an.sources]
+    quiet, loud = (min(an.sources, key=lambda s: abs(s.mean_azimuth_deg - a)) for a in azs)
+    assert abs(quiet.mean_azimuth_deg - azs[0]) <= 5.0 and abs(loud.mean_azimuth_deg - azs[1]) <= 5.0
+    assert an.sources[0] is loud
+    power = [10 * np.log10(np.mean(10 ** (s.loudness_db[s.active] / 10))) for s in (loud, quiet)]
+    assert power[0] - power[1] == pytest.approx(3.0, abs=1.5)
+
+
 def _two_static(a, a_az, b, b_az, seconds=3.0, **kw):
     return _scene([SceneSource(a, Trajectory.static(a_az)), SceneSource(b, Trajectory.static(b_az))],
                   seconds=seconds, noise_snr_db=30.0, seed=1, **kw)
