@@ -58,6 +58,9 @@ ONSET_FLOOR = 0.1
 """Weight of a steady or decaying bin in the per-frame binaural GCC-PHAT (onsets add up to 1)."""
 MIN_REL_MASS = 0.25
 """A track is kept when its summed peak height is at least this fraction of the strongest."""
+NIL_SHARE_DB = 40.0
+"""A binaural track is not active in frames where the bins its direction holds carry less
+than this (dB) under the frame's level."""
 PREC_GAMMA = 4.0
 """Where binaural tracks overlap, they are ranked by their share of the GCC-PHAT peaks
 scaled by their precedence strength (onset-weighted GCC-PHAT along its path, relative to
@@ -1984,11 +1987,14 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
         share_direct = np.where(multi, direct[k] / total_direct, 1.0)
         rank_lvl = level_db + 10 * np.log10(np.clip(share_direct, 1e-6, 1.0))
         act = active & alive[k] & (share > 0.15)
-        if act.sum() < 3:
-            continue
         lvl = rank_lvl
         if bin_level is not None and (alive[k] & active).any():
             lvl = np.maximum(bin_level[k], -120.0)  # the power of the bins it holds
+            # (where they hold next to none of the frame's, it is not heard there: a
+            # track beside another that takes its every bin)
+            act &= lvl > level_db - NIL_SHARE_DB
+        if act.sum() < 3:
+            continue
         rows.append((k, act, rank_lvl, lvl, share))
     # ranked by the precedence-weighted share (a reflection below its source), each
     # track's level is that of its bins, no louder than any track ranked above it

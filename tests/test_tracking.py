@@ -394,6 +394,20 @@ def test_a_lone_engine_in_a_room_on_an_unknown_head_gains_no_source(kemar_sofa):
     assert an.sources[0].motion == "static"
 
 
+def test_every_source_is_heard_where_it_is_active(kemar_sofa):
+    """An engine at 80 degrees in a room (a benchmark scene): of two phantom tracks near
+    the median plane, one held none of the bins the other took, and was reported active
+    at -120 dB.  A track is active only where its bins carry some of the frame's power."""
+    y = _scene([SceneSource(_src("engine", 2.0, seed=1601), Trajectory.static(80.0, 0.0, 2.5))],
+               noise_snr_db=20.0, seed=1601, rt60_s=0.5, head=SofaHrtf.from_file(kemar_sofa, SR))
+    an = tracking.analyze_signal(y, SR, "binaural")
+    assert an.sources and an.sources[0].mean_azimuth_deg == pytest.approx(80.0, abs=10.0)
+    frame = np.asarray(an.cues["loudness_db"], dtype=float)
+    frame = frame.max(axis=0) if frame.ndim == 2 else frame
+    for s in an.sources:
+        assert (s.loudness_db[s.active] > frame[s.active] - tracking.NIL_SHARE_DB).all()
+
+
 def test_the_foreground_is_what_stands_out_of_a_steady_background():
     """Pink noise alone: about a tenth of its bins, at random (exponential power above ten
     times its 20th percentile: exp(-2.23)).  A talker beside it as loud: the low bins'
