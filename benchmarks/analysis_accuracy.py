@@ -199,6 +199,24 @@ def bench_two_sources(head, piano, quick):
         if not hit:
             missed.append(dict(scene=i, sources=[s1, s2], az=[round(a1, 1), round(a2, 1)],
                                found_az=[round(float(x), 1) for x in est]))
+    # the same scenes through the spherical head the analysis models: how much of the
+    # level error is the head's
+    level_errs_sph = []
+    if not quick:
+        rng = np.random.default_rng(7)
+        for i in range(n):
+            while True:
+                a1, a2 = rng.uniform(-70, 70, 2)
+                if abs(a1 - a2) >= 30:
+                    break
+            s1, s2 = pairs[i % len(pairs)]
+            trajs = [Trajectory.static(a1, 0, 2.5), Trajectory.static(a2, 0, 2.5)]
+            _, an = run_scene([s1, s2], trajs, head=None, rt60=None, dur=3.0, seed=5000 + i,
+                              piano=piano)
+            lvl = relative_level_error(an, [s1, s2], trajs, (a1, a2), head=None,
+                                       seed=5000 + i, piano=piano)
+            if lvl is not None:
+                level_errs_sph.append(lvl)
     emit(bench="two_sources_binaural_kemar", scenes=n, both_within_8deg=round(ok / n, 4),
          mean_err_deg=round(float(np.mean(errs)), 2), missed=missed,
          # each found pair's level difference against the one the sources have alone
@@ -206,7 +224,9 @@ def bench_two_sources(head, piano, quick):
          level_difference_mean_abs_err_db=round(float(np.mean(np.abs(level_errs))), 2)
          if level_errs else None,
          level_difference_within_6db=round(float(np.mean(np.abs(level_errs) <= 6.0)), 4)
-         if level_errs else None)
+         if level_errs else None,
+         level_difference_mean_abs_err_db_spherical_head=round(
+             float(np.mean(np.abs(level_errs_sph))), 2) if level_errs_sph else None)
 
 
 def relative_level_error(an, names, trajs, azs, *, head, seed, piano):
