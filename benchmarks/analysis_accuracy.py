@@ -167,20 +167,29 @@ def bench_motion(head, piano, quick, reps=2):
     return rows
 
 
-def bench_two_sources(head, piano, quick):
+def two_source_scenes(n: int) -> list[tuple[int, str, str, float, float]]:
+    """The two-source scenes: ``(index, source 1, source 2, azimuth 1, azimuth 2)``, the
+    azimuths at least 30 degrees apart (fixed since the figure was first reported)."""
     rng = np.random.default_rng(7)
-    n = 12 if quick else 30
-    ok = 0
-    errs = []
-    level_errs = []
-    missed = []
     pairs = [("noise", "engine"), ("babble", "noise"), ("engine", "babble"), ("piano", "noise")]
+    out = []
     for i in range(n):
         while True:
             a1, a2 = rng.uniform(-70, 70, 2)
             if abs(a1 - a2) >= 30:
                 break
-        s1, s2 = pairs[i % len(pairs)]
+        out.append((i, *pairs[i % len(pairs)], float(a1), float(a2)))
+    return out
+
+
+def bench_two_sources(head, piano, quick):
+    n = 12 if quick else 30
+    ok = 0
+    errs = []
+    level_errs = []
+    level_errs_sph = []
+    missed = []
+    for i, s1, s2, a1, a2 in two_source_scenes(n):
         trajs = [Trajectory.static(a1, 0, 2.5), Trajectory.static(a2, 0, 2.5)]
         sim, an = run_scene([s1, s2], trajs, head=head, rt60=None, dur=3.0, seed=5000 + i,
                             piano=piano)
@@ -189,6 +198,15 @@ def bench_two_sources(head, piano, quick):
                                    piano=piano)
         if lvl is not None:
             level_errs.append(lvl)
+        if not quick:
+            # the same scene through the spherical head the analysis models: how much of
+            # the level error is the head's
+            _, an_sph = run_scene([s1, s2], trajs, head=None, rt60=None, dur=3.0,
+                                  seed=5000 + i, piano=piano)
+            lvl = relative_level_error(an_sph, [s1, s2], trajs, (a1, a2), head=None,
+                                       seed=5000 + i, piano=piano)
+            if lvl is not None:
+                level_errs_sph.append(lvl)
         found = []
         for a in (a1, a2):
             e = min((frontal_error(x, a) for x in est), default=180.0)
@@ -199,24 +217,6 @@ def bench_two_sources(head, piano, quick):
         if not hit:
             missed.append(dict(scene=i, sources=[s1, s2], az=[round(a1, 1), round(a2, 1)],
                                found_az=[round(float(x), 1) for x in est]))
-    # the same scenes through the spherical head the analysis models: how much of the
-    # level error is the head's
-    level_errs_sph = []
-    if not quick:
-        rng = np.random.default_rng(7)
-        for i in range(n):
-            while True:
-                a1, a2 = rng.uniform(-70, 70, 2)
-                if abs(a1 - a2) >= 30:
-                    break
-            s1, s2 = pairs[i % len(pairs)]
-            trajs = [Trajectory.static(a1, 0, 2.5), Trajectory.static(a2, 0, 2.5)]
-            _, an = run_scene([s1, s2], trajs, head=None, rt60=None, dur=3.0, seed=5000 + i,
-                              piano=piano)
-            lvl = relative_level_error(an, [s1, s2], trajs, (a1, a2), head=None,
-                                       seed=5000 + i, piano=piano)
-            if lvl is not None:
-                level_errs_sph.append(lvl)
     emit(bench="two_sources_binaural_kemar", scenes=n, both_within_8deg=round(ok / n, 4),
          mean_err_deg=round(float(np.mean(errs)), 2), missed=missed,
          # each found pair's level difference against the one the sources have alone
