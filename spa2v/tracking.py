@@ -1933,9 +1933,10 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
     takes a passing one's sound nor loses its own under a louder neighbour.  The tracks
     are ranked by their share of the peak heights times their precedence strength to the
     ``PREC_GAMMA`` (tracks that show mostly in decays, reflections, rank low), and a
-    track's level is lowered to that of any track ranked above it that is quieter: a
-    wall's image may hold more bins than its source (the far ear's, beside the head's
-    shadow), but is no louder.
+    track's level is lowered to that of any track ranked above it that is quieter: in a
+    room, a phantom between the source and the median plane (the reverberation's
+    interaural phases lean toward zero) may hold more of the low bins than the source,
+    but is no louder.
     """
     A = np.stack(track_az)
     alive = ~np.isnan(A)
@@ -1995,12 +1996,12 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
             act &= lvl > level_db - NIL_SHARE_DB
         if act.sum() < 3:
             continue
-        rows.append((k, act, rank_lvl, lvl, share))
+        rows.append((k, act, rank_lvl, lvl))
     # ranked by the precedence-weighted share (a reflection below its source), each
     # track's level is that of its bins, no louder than any track ranked above it
     rows.sort(key=lambda row: -_energy_mean_db(row[2][row[1]]))
     out, cap = [], np.inf
-    for k, act, _rank, lvl, _share in rows:
+    for k, act, _rank, lvl in rows:
         mean = _energy_mean_db(lvl[act])
         if mean >= cap:  # (0.01 dB below, so that the sort keeps the rank)
             lvl = lvl - (mean - cap + 0.01)
