@@ -2012,7 +2012,7 @@ def _resolve_binaural(track_az, itds, r, cal, az_single, rel_single, active, lev
 
 
 def _energy_mean_db(level_db: np.ndarray) -> float:
-    """The energy mean of levels in dB (the order of :func:`_sort_loudest`)."""
+    """The energy mean of levels in dB: what :func:`_sort_loudest` orders the sources by."""
     return float(10 * np.log10(np.mean(10 ** (level_db / 10.0)) + 1e-30))
 
 
@@ -2250,7 +2250,7 @@ def _direct_sound(itds, r, itd_s, cal: HeadCalibration, sources,
 
 def _sort_loudest(tracks: list[SourceTrack]) -> list[SourceTrack]:
     def key(t):
-        return -float(np.mean(10 ** (t.loudness_db[t.active] / 10.0))) if t.active.any() else 0.0
+        return -_energy_mean_db(t.loudness_db[t.active]) if t.active.any() else np.inf
 
     tracks = sorted(tracks, key=key)
     for i, t in enumerate(tracks):
