@@ -1688,19 +1688,24 @@ def analyze_signal(
 def _activity(level_db: np.ndarray, *, floor_rel_db: float = 40.0) -> np.ndarray:
     """Frames that carry sound.
 
-    Within ``floor_rel_db`` of the peak, and, where the level distribution shows pauses
-    (its median at least 10 dB above its 10th percentile), 6 dB above that noise floor.
-    A continuous sound (music, an engine) has no pauses to estimate a floor from, so only
-    the peak-relative threshold applies.
+    Within ``floor_rel_db`` of the peak, and, where the level distribution shows pauses,
+    6 dB above the noise floor (its 10th percentile).  Pauses show as a median at least
+    10 dB above the floor, or, where the sound is sparse (more pause than sound), as a
+    median within 2 dB of the floor (the noise's frames) with the 90th percentile 10 dB
+    above it.  A continuous sound (music, an engine) has no pauses to estimate a floor
+    from, so only the peak-relative threshold applies.
     """
     if level_db.size == 0:
         return np.zeros(0, dtype=bool)
     peak = float(level_db.max())
     if peak < -90.0:
         return np.zeros_like(level_db, dtype=bool)
-    floor, median = _percentiles(level_db, (10.0, 50.0))
+    floor, median, high = _percentiles(level_db, (10.0, 50.0, 90.0))
     thr = max(peak - floor_rel_db, -90.0)
-    if median - floor >= 10.0:
+    # pauses: the median frame well above the floor (speech, music with rests), or, for
+    # a sparse sound (a few barks, footsteps), most frames on a flat floor and the loud
+    # tenth well above it
+    if median - floor >= 10.0 or (median - floor < 2.0 and high - median >= 10.0):
         thr = max(thr, min(floor + 6.0, peak - 6.0))
     act = level_db > thr
     # majority vote over 5 frames: closes short gaps and drops blips
