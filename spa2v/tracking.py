@@ -1702,9 +1702,6 @@ def _activity(level_db: np.ndarray, *, floor_rel_db: float = 40.0) -> np.ndarray
         return np.zeros_like(level_db, dtype=bool)
     floor, median, high = _percentiles(level_db, (10.0, 50.0, 90.0))
     thr = max(peak - floor_rel_db, -90.0)
-    # pauses: the median frame well above the floor (speech, music with rests), or, for
-    # a sparse sound (a few barks, footsteps), most frames on a flat floor and the loud
-    # tenth well above it
     if median - floor >= 10.0 or (median - floor < 2.0 and high - median >= 10.0):
         thr = max(thr, min(floor + 6.0, peak - 6.0))
     act = level_db > thr
