@@ -1030,19 +1030,19 @@ approximates, where broadband noise holds the band: the weaker source fits as li
 0.03, but the tonal share is 0.1-0.25, and no source there aliases."""
 TONAL_MIN_FIT = 0.3
 TONAL_MAX_DIP = 0.7
-ALIAS_GRID_STEP = 3
 """In such a window the top of the phase-and-level response is a source too (a siren
 beside a helicopter that holds the onsets, which GCC-PHAT weighs bin by bin) where it
 fits at least ``TONAL_MIN_FIT`` of the band's power and lies on a lobe of its own: the
 response dips to ``TONAL_MAX_DIP`` of the lower of the two between it and each peak kept
-(in a room, a lone source's response is broad and its top wanders off its peak).  The
-response is read over the grid in steps of ``ALIAS_GRID_STEP`` degrees (it divides 180,
-so both ends are on the coarse grid), each pick refined to the degree, and not at all
-where no peak is a ghost and the best one alone fits all but ``TONAL_MIN_FIT`` of the
-band's power (no tonal source can be left): 10 s of a siren took 64 ms here before,
-about 5 times the rest of the analysis.  A window is never emptied: where every peak is a
-ghost and nothing takes their place (level differences that fit no direction), it is
-left as it was."""
+(in a room, a lone source's response is broad and its top wanders off its peak).  A
+window is never emptied: where every peak is a ghost and nothing takes their place (level
+differences that fit no direction), it is left as it was."""
+ALIAS_GRID_STEP = 3
+"""The response is read over the grid in steps of this many degrees (it divides 180, so
+both ends are on the coarse grid), each pick refined to the degree, and not at all where
+no peak is a ghost and the best one alone fits all but ``TONAL_MIN_FIT`` of the band's
+power (no tonal source can be left): 10 s of a siren took 64 ms here before, about 5
+times the rest of the analysis."""
 
 
 def _tonal(power: np.ndarray) -> np.ndarray:
