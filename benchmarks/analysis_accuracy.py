@@ -91,6 +91,11 @@ def source_signal(name: str, dur: float, seed: int, piano: np.ndarray) -> np.nda
     return make_source(name, duration_s=dur, sr=SR, seed=seed)
 
 
+def nearest_errors(est_az, true_az) -> list[float]:
+    """Each true azimuth's error to the nearest azimuth found (180 where none is)."""
+    return [min((frontal_error(x, a) for x in est_az), default=180.0) for a in true_az]
+
+
 def frontal_error(est: float, true: float) -> float:
     """Azimuth error with front/back folding allowed (binaural cannot tell them apart)."""
     e = abs(float(angle_diff_deg(est, true)))
@@ -98,10 +103,15 @@ def frontal_error(est: float, true: float) -> float:
     return min(e, folded)
 
 
-def run_scene(srcs, trajs, *, head, rt60, dur, seed, piano, fmt="binaural", gains_db=None):
+def scene_sources(srcs, trajs, *, dur, seed, piano, gains_db=None) -> list[SceneSource]:
+    """The sources of a benchmark scene (the ``i``-th one's signal from ``seed + 7 i``)."""
     gains_db = gains_db or [0.0] * len(srcs)
-    ss = [SceneSource(source_signal(n, dur, seed + 7 * i, piano), t, name=n, gain_db=g)
-          for i, (n, t, g) in enumerate(zip(srcs, trajs, gains_db, strict=True))]
+    return [SceneSource(source_signal(n, dur, seed + 7 * i, piano), t, name=n, gain_db=g)
+            for i, (n, t, g) in enumerate(zip(srcs, trajs, gains_db, strict=True))]
+
+
+def run_scene(srcs, trajs, *, head, rt60, dur, seed, piano, fmt="binaural", gains_db=None):
+    ss = scene_sources(srcs, trajs, dur=dur, seed=seed, piano=piano, gains_db=gains_db)
     sim = simulate_scene(ss, fmt=fmt, sr=SR, duration_s=dur, head=head, rt60_s=rt60,
                          noise_snr_db=20.0, seed=seed)
     return sim, analyze_array(sim.audio, SR, fmt)
@@ -245,10 +255,7 @@ def bench_two_sources(head, piano, quick):
                                        seed=5000 + i, piano=piano)
             if lvl is not None:
                 level_errs_sph.append(lvl)
-        found = []
-        for a in (a1, a2):
-            e = min((frontal_error(x, a) for x in est), default=180.0)
-            found.append(e)
+        found = nearest_errors(est, (a1, a2))
         errs.extend(found)
         hit = all(e <= 8.0 for e in found)
         ok += hit
@@ -284,8 +291,7 @@ def bench_quieter_second(head, piano, n=12):
             _, an = run_scene([s1, s2], trajs, head=head, rt60=None, dur=3.0, seed=5000 + i,
                               piano=piano, gains_db=[0.0, gain])
             est = [s["mean_azimuth_deg"] for s in an["sources"]]
-            hits.append(all(min((frontal_error(x, a) for x in est), default=180.0) <= 8.0
-                            for a in (a1, a2)))
+            hits.append(all(e <= 8.0 for e in nearest_errors(est, (a1, a2))))
         found[f"{gain:g}dB"] = round(float(np.mean(hits)), 4)
     emit(bench="two_sources_quieter_binaural_kemar", scenes_per_gain=n,
          both_within_8deg=found)
@@ -307,9 +313,8 @@ def relative_level_error(an, names, trajs, azs, *, head, seed, piano):
     if both.sum() < 5:
         return None
     power = []
-    for i, (n, t) in enumerate(zip(names, trajs, strict=True)):
-        # the signal the scene gave this source (run_scene's seeds), rendered alone
-        src = SceneSource(source_signal(n, 3.0, seed + 7 * i, piano), t, name=n)
+    # the signal the scene gave each source, rendered alone
+    for src in scene_sources(names, trajs, dur=3.0, seed=seed, piano=piano):
         solo = simulate_scene([src], fmt="binaural", sr=SR, duration_s=3.0, head=head,
                               noise_snr_db=None, seed=seed, normalize=False)
         power.append(cues.stft(solo.audio, SR).frame_power.sum(axis=0)[both].mean())
