@@ -282,6 +282,37 @@ def test_tiny4_presets_have_the_four_levels_of_the_real_models(name):
         build_tiny("unet3d", levels=5)
 
 
+@pytest.mark.parametrize("backbone", ["modelscope", "animatediff"])
+def test_the_full_size_benchmark_checkpoint_loads_as_a_real_one(tmp_path, backbone):
+    """``benchmarks/full_size.py`` (at an eighth of the width): the real models' block
+    layout, written and read back through the checkpoint code path, and it samples."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from generators.video.diffusion.loading import load_components
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "full_size.py"
+    out = tmp_path / backbone
+    cmd = [sys.executable, str(script), str(out), "--backbone", backbone, "--scale", "8",
+           "--dtype", "float32"]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    again = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    comps = load_components(out)
+    side = 256 if backbone == "modelscope" else 512
+    assert comps.native_size_px == (side, side) and comps.native_frames == 16
+    assert comps.backbone == ("unet3d" if backbone == "modelscope" else "animatediff")
+    unet = comps.unet
+    assert [hasattr(b, "attentions") for b in unet.down_blocks] == [True, True, True, False]
+    assert [hasattr(b, "attentions") for b in unet.up_blocks] == [False, True, True, True]
+    assert tuple(unet.config.block_out_channels) == (40, 80, 160, 160)
+    assert comps.text_encoder.config.num_hidden_layers == (23 if backbone == "modelscope" else 12)
+    out = LayoutSampler(comps).sample(two_objects(), short_energy(2, (64, 64), max_iterations=1))
+    assert out.frames.shape[:3] == (2, 64, 64) and np.isfinite(out.frames).all()
+
+
 def test_masks_follow_boxes_at_each_resolution():
     boxes = np.array([[[0.25, 0.5, 0.75, 1.0]]])
     m = box_masks(boxes, np.array([[True]]), 4, 8).reshape(4, 8)
