@@ -202,7 +202,8 @@ def bench_motion_library(head, piano, quick, seeds=4):
                     sim, an = run_scene([src], [Trajectory(kfs)], head=head, rt60=rt60,
                                         dur=3.0, seed=seed, piano=piano)
                     est = an["sources"][0]["motion"] if an["sources"] else None
-                    rows.append(dict(label=label, src=src, rt60=rt60, ok=est == label))
+                    rows.append(dict(label=label, src=src, rt60=rt60, ok=est == label,
+                                     extra=len(an["sources"]) > 1))
 
     def acc(sel):
         return round(float(np.mean([r["ok"] for r in sel])), 3)
@@ -211,7 +212,11 @@ def bench_motion_library(head, piano, quick, seeds=4):
          by_case={f"{label} {'rt60 0.5' if rt60 else 'anechoic'}":
                   acc([r for r in rows if r["label"] == label and r["rt60"] == rt60])
                   for rt60 in (None, 0.5) for label in cases},
-         by_source={s: acc([r for r in rows if r["src"] == s]) for s in names})
+         by_source={s: acc([r for r in rows if r["src"] == s]) for s in names},
+         # the share of a sound's scenes that report more than its one source
+         extra_sources_by_source={s: round(float(np.mean([r["extra"] for r in rows
+                                                          if r["src"] == s])), 3)
+                                  for s in names})
     return rows
 
 
