@@ -44,120 +44,31 @@ SCALES = (1, 2, 4, 8)
 def build_full(backbone: str, *, scale: int = 1, seed: int = 0):
     """Random-weight ``Components`` with the real models' architecture (widths divided by
     ``scale``)."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        DDIMScheduler,
-        MotionAdapter,
-        UNet2DConditionModel,
-        UNet3DConditionModel,
-        UNetMotionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from generators.video.diffusion.loading import Components
-    from spa2v.tinytext import MAX_TOKENS, tiny_tokenizer
+    from generators.video.diffusion.tiny import random_components
 
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r} ({', '.join(BACKBONES)})")
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale}")
-
-    def w(c: int) -> int:
-        return c // scale
-
-    groups = 32 // scale
-    widths = tuple(w(c) for c in (320, 640, 1280, 1280))
-    down = ("CrossAttnDownBlock", "CrossAttnDownBlock", "CrossAttnDownBlock", "DownBlock")
-    up = ("UpBlock", "CrossAttnUpBlock", "CrossAttnUpBlock", "CrossAttnUpBlock")
-    tokenizer = tiny_tokenizer()
-    motion_adapter = None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if backbone == "modelscope":
-            text_dim, text_layers, text_heads, side = w(1024), 23, 16, 256
-            unet = UNet3DConditionModel(
-                sample_size=side // 8,
-                in_channels=4,
-                out_channels=4,
-                down_block_types=tuple(f"{b}3D" for b in down),
-                up_block_types=tuple(f"{b}3D" for b in up),
-                block_out_channels=widths,
-                layers_per_block=2,
-                norm_num_groups=groups,
-                cross_attention_dim=text_dim,
-                attention_head_dim=64 // scale,  # read as the number of heads, as in the real config
-            )
-        else:
-            text_dim, text_layers, text_heads, side = w(768), 12, 12, 512
-            unet2d = UNet2DConditionModel(
-                sample_size=side // 8,
-                in_channels=4,
-                out_channels=4,
-                down_block_types=tuple(f"{b}2D" for b in down),
-                up_block_types=tuple(f"{b}2D" for b in up),
-                block_out_channels=widths,
-                layers_per_block=2,
-                norm_num_groups=groups,
-                cross_attention_dim=text_dim,
-                attention_head_dim=8,
-            )
-            motion_adapter = MotionAdapter(
-                block_out_channels=widths,
-                motion_layers_per_block=2,
-                motion_norm_num_groups=groups,
-                motion_num_attention_heads=8,
-                motion_max_seq_length=32,
-            )
-            unet = UNetMotionModel.from_unet2d(unet2d, motion_adapter)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=tuple(w(c) for c in (128, 256, 512, 512)),
-            layers_per_block=2,
-            norm_num_groups=groups,
-            latent_channels=4,
-            sample_size=side,
-        )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=text_dim,
-                intermediate_size=4 * text_dim,
-                num_hidden_layers=text_layers,
-                num_attention_heads=text_heads,
-                max_position_embeddings=MAX_TOKENS,
-                hidden_act="gelu",
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-                projection_dim=text_dim,
-            )
-        )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        timestep_spacing="leading",
-    )
-    for module in (unet, vae, text_encoder):
-        module.eval().requires_grad_(False)
-    return Components(
-        unet=unet,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        scheduler=scheduler,
-        backbone="unet3d" if backbone == "modelscope" else "animatediff",
-        motion_adapter=motion_adapter,
-        native_size_px=(side, side),
+    modelscope = backbone == "modelscope"
+    text_width = (1024 if modelscope else 768) // scale
+    return random_components(
+        "unet3d" if modelscope else "animatediff",
+        widths=tuple(c // scale for c in (320, 640, 1280, 1280)),
+        layers=2,
+        groups=32 // scale,
+        # ModelScope's config reads attention_head_dim as the number of heads (64);
+        # Stable Diffusion 1.5's is 8
+        unet_heads=64 // scale if modelscope else 8,
+        motion_heads=8,
+        text=dict(width=text_width, layers=23 if modelscope else 12,
+                  heads=16 if modelscope else 12, ffn=4 * text_width, act="gelu"),
+        vae_widths=tuple(c // scale for c in (128, 256, 512, 512)),
+        vae_layers=2,
+        native_px=256 if modelscope else 512,
         native_frames=16,
         source=f"random {backbone}",
+        seed=seed,
     )
 
 

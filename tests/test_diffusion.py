@@ -309,8 +309,9 @@ def test_the_full_size_benchmark_checkpoint_loads_as_a_real_one(tmp_path, backbo
     assert [hasattr(b, "attentions") for b in unet.up_blocks] == [False, True, True, True]
     assert tuple(unet.config.block_out_channels) == (40, 80, 160, 160)
     assert comps.text_encoder.config.num_hidden_layers == (23 if backbone == "modelscope" else 12)
-    out = LayoutSampler(comps).sample(two_objects(), short_energy(2, (64, 64), max_iterations=1))
-    assert out.frames.shape[:3] == (2, 64, 64) and np.isfinite(out.frames).all()
+    sample = LayoutSampler(comps).sample(two_objects(),
+                                         short_energy(2, (64, 64), max_iterations=1))
+    assert sample.frames.shape[:3] == (2, 64, 64) and np.isfinite(sample.frames).all()
 
 
 def test_masks_follow_boxes_at_each_resolution():

@@ -54,6 +54,41 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0, levels: int = 3) -> C
     ModelScope at 256 x 256 (32, 16, 8, 4 cells a side), so the guided layers sit at the
     same resolutions. ``levels=3`` is the ``tiny`` preset every test uses.
     """
+    if backbone not in ("unet3d", "animatediff"):
+        raise ValueError(f"unknown tiny backbone {backbone!r} (unet3d or animatediff)")
+    if levels not in (3, 4):
+        raise ValueError(f"levels must be 3 or 4, got {levels}")
+    return random_components(
+        backbone,
+        widths=(16, 32, 32) if levels == 3 else (16, 32, 64, 64),
+        layers=1 if levels == 3 else 2,  # per block: ModelScope and SD 1.5 have two
+        groups=4,
+        unet_heads=4,  # UNet3DConditionModel reads attention_head_dim as the number of heads
+        motion_heads=2,
+        text=dict(width=TEXT_DIM, layers=2, heads=4, ffn=37, act="quick_gelu"),
+        vae_widths=(8, 16),
+        vae_layers=1,
+        native_px=NATIVE_SIZE_PX,
+        native_frames=NATIVE_FRAMES,
+        source=("tiny" if levels == 3 else "tiny4")
+        + ("-animatediff" if backbone == "animatediff" else ""),
+        seed=seed,
+        cross_attention_gain=CROSS_ATTENTION_GAIN,
+    )
+
+
+def random_components(backbone: str, *, widths: tuple[int, ...], layers: int, groups: int,
+                      unet_heads: int, motion_heads: int, text: dict,
+                      vae_widths: tuple[int, ...], vae_layers: int, native_px: int,
+                      native_frames: int, source: str, seed: int = 0,
+                      cross_attention_gain: float = 1.0) -> Components:
+    """Random-weight components (float32, CPU) of a block layout: ``len(widths)``
+    resolution levels with cross-attention in all but the lowest (the mirrored up path
+    without it in its lowest-resolution block), ``layers`` layers per block, ``groups``
+    norm groups; ``text`` the CLIP text encoder's ``width``, ``layers``, ``heads``,
+    ``ffn`` (feed-forward width) and ``act``; a VAE that downsamples by
+    ``2 ** (len(vae_widths) - 1)``.  The tiny presets and ``benchmarks/full_size.py``
+    (the real models' sizes) are both built here."""
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -64,83 +99,61 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0, levels: int = 3) -> C
     )
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    if backbone not in ("unet3d", "animatediff"):
-        raise ValueError(f"unknown tiny backbone {backbone!r} (unet3d or animatediff)")
-    if levels not in (3, 4):
-        raise ValueError(f"levels must be 3 or 4, got {levels}")
     tokenizer = tiny_tokenizer()
-    channels = (16, 32, 32) if levels == 3 else (16, 32, 64, 64)
-    down = ("CrossAttnDownBlock", "CrossAttnDownBlock", "DownBlock")
-    up = ("UpBlock", "CrossAttnUpBlock", "CrossAttnUpBlock")
-    if levels == 4:
-        down = ("CrossAttnDownBlock", *down)
-        up = (*up, "CrossAttnUpBlock")
+    n = len(widths)
+    down = ("CrossAttnDownBlock",) * (n - 1) + ("DownBlock",)
+    up = ("UpBlock",) + ("CrossAttnUpBlock",) * (n - 1)
+    latent_px = native_px // 2 ** (len(vae_widths) - 1)
+    unet_kw = dict(sample_size=latent_px, in_channels=4, out_channels=4,
+                   block_out_channels=widths, layers_per_block=layers, norm_num_groups=groups,
+                   cross_attention_dim=text["width"], attention_head_dim=unet_heads)
     motion_adapter = None
     with torch.random.fork_rng(devices=[]):  # fixed weights, the caller's RNG untouched
         torch.manual_seed(seed)
-        layers = 1 if levels == 3 else 2  # per block: ModelScope and SD 1.5 have two
         if backbone == "unet3d":
-            unet = UNet3DConditionModel(
-                sample_size=NATIVE_SIZE_PX // 2,
-                in_channels=4,
-                out_channels=4,
-                down_block_types=tuple(f"{b}3D" for b in down),
-                up_block_types=tuple(f"{b}3D" for b in up),
-                block_out_channels=channels,
-                layers_per_block=layers,
-                norm_num_groups=4,
-                cross_attention_dim=TEXT_DIM,
-                attention_head_dim=4,  # UNet3DConditionModel reads it as the number of heads
-            )
+            unet = UNet3DConditionModel(down_block_types=tuple(f"{b}3D" for b in down),
+                                        up_block_types=tuple(f"{b}3D" for b in up), **unet_kw)
         else:
-            unet2d = UNet2DConditionModel(
-                sample_size=NATIVE_SIZE_PX // 2,
-                in_channels=4,
-                out_channels=4,
-                down_block_types=tuple(f"{b}2D" for b in down),
-                up_block_types=tuple(f"{b}2D" for b in up),
-                block_out_channels=channels,
-                layers_per_block=layers,
-                norm_num_groups=4,
-                cross_attention_dim=TEXT_DIM,
-                attention_head_dim=4,
-            )
+            unet2d = UNet2DConditionModel(down_block_types=tuple(f"{b}2D" for b in down),
+                                          up_block_types=tuple(f"{b}2D" for b in up), **unet_kw)
             motion_adapter = MotionAdapter(
-                block_out_channels=channels,
+                block_out_channels=widths,
                 motion_layers_per_block=layers,
-                motion_norm_num_groups=4,
-                motion_num_attention_heads=2,
+                motion_norm_num_groups=groups,
+                motion_num_attention_heads=motion_heads,
                 motion_max_seq_length=32,
             )
             unet = UNetMotionModel.from_unet2d(unet2d, motion_adapter)
-        with torch.no_grad():
-            for module in unet.modules():
-                if getattr(module, "is_cross_attention", False):
-                    module.to_q.weight.mul_(CROSS_ATTENTION_GAIN)
-                    module.to_k.weight.mul_(CROSS_ATTENTION_GAIN)
+        if cross_attention_gain != 1.0:
+            with torch.no_grad():
+                for module in unet.modules():
+                    if getattr(module, "is_cross_attention", False):
+                        module.to_q.weight.mul_(cross_attention_gain)
+                        module.to_k.weight.mul_(cross_attention_gain)
         vae = AutoencoderKL(
             in_channels=3,
             out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            norm_num_groups=4,
+            down_block_types=("DownEncoderBlock2D",) * len(vae_widths),
+            up_block_types=("UpDecoderBlock2D",) * len(vae_widths),
+            block_out_channels=vae_widths,
+            layers_per_block=vae_layers,
+            norm_num_groups=groups,
             latent_channels=4,
-            sample_size=NATIVE_SIZE_PX,
+            sample_size=native_px,
         )
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
                 vocab_size=len(tokenizer),
-                hidden_size=TEXT_DIM,
-                intermediate_size=37,
-                num_hidden_layers=2,
-                num_attention_heads=4,
+                hidden_size=text["width"],
+                intermediate_size=text["ffn"],
+                num_hidden_layers=text["layers"],
+                num_attention_heads=text["heads"],
                 max_position_embeddings=MAX_TOKENS,
+                hidden_act=text["act"],
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
-                projection_dim=TEXT_DIM,
+                projection_dim=text["width"],
             )
         )
     scheduler = DDIMScheduler(
@@ -162,8 +175,7 @@ def build_tiny(backbone: str = "unet3d", *, seed: int = 0, levels: int = 3) -> C
         scheduler=scheduler,
         backbone=backbone,
         motion_adapter=motion_adapter,
-        native_size_px=(NATIVE_SIZE_PX, NATIVE_SIZE_PX),
-        native_frames=NATIVE_FRAMES,
-        source=("tiny" if levels == 3 else "tiny4")
-        + ("-animatediff" if backbone == "animatediff" else ""),
+        native_size_px=(native_px, native_px),
+        native_frames=native_frames,
+        source=source,
     )
