@@ -1647,11 +1647,15 @@ def analyze_signal(
             az_single = stereo_pan_to_azimuth(ild_broad)
             sources = _resolve_tracks(track_az, az_bins, w_bins, az_single, np.ones(T), active,
                                       level.max(axis=0), circular=False)
-        direct = _direct_sound(itds, r, itd_all, cal, sources, tc.ild_band_db) if cal else None
+        direct = room = None
+        if cal:
+            direct = _direct_sound(itds, r, itd_all, cal, sources, tc.ild_band_db)
+            room = dict(band_level_db=_band_level(S, distance.REVERBERANT_BAND_HZ),
+                        alone=np.sum([s[3] for s in sources], axis=0) == 1, coherence=ic)
         out = []
         for i, (az, _el, lvl, act, conf) in enumerate(sources):
             tr = SourceTrack(i, times, az, None, lvl, act, conf)
-            _finish(tr, hop_s, direct)
+            _finish(tr, hop_s, direct, room)
             out.append(tr)
         return result(_sort_loudest(out), cal.name if cal else None)
 
@@ -1683,6 +1687,13 @@ def analyze_signal(
         return result(_sort_loudest(out))
 
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _band_level(S: cues.Spectrogram, band_hz: tuple[float, float]) -> np.ndarray:
+    """The frames' level (dB) in ``band_hz``, the louder of the first two channels', as
+    the tracks' levels ``(frames,)``."""
+    lo, hi = (int(v) for v in np.searchsorted(S.freqs, band_hz))
+    return 10.0 * np.log10(cues.power_sum(S, lo, hi)[:2].max(axis=0) + cues.EPS)
 
 
 def _activity(level_db: np.ndarray, *, floor_rel_db: float = 40.0) -> np.ndarray:
@@ -2187,11 +2198,14 @@ def _smooth_track(az: np.ndarray, act: np.ndarray, circular: bool) -> np.ndarray
     return wrap_deg(full) if circular else full
 
 
-def _finish(tr: SourceTrack, hop_s: float, direct: distance.DirectSound | None = None) -> None:
+def _finish(tr: SourceTrack, hop_s: float, direct: distance.DirectSound | None = None,
+            room: dict[str, np.ndarray] | None = None) -> None:
     """Labels, mean direction, distance trend.
 
     ``direct``, binaural only, holds the direct-sound cues that can confirm a level trend
-    too weak to count on its own (``spa2v.distance``).
+    too weak to count on its own (``spa2v.distance``); ``room``, binaural only, the
+    frames' ``band_level_db``, ``alone`` and ``coherence`` that
+    ``distance.track_level_trend`` reads a track's level trend from in a room.
     """
     act = tr.active
     if not act.any():
@@ -2216,7 +2230,7 @@ def _finish(tr: SourceTrack, hop_s: float, direct: distance.DirectSound | None =
     if abs(sweep) >= CROSSING_MIN_SWEEP_DEG:
         change = 0.0  # a crossing: its level follows the head's shadow, not the distance
     else:
-        level = distance.level_trend(tr.times[act], lvl)
+        level = distance.track_level_trend(tr.times, tr.loudness_db, act, **(room or {}))
         confirm, share = (), None
         if direct is not None and not distance.stands_alone(level):
             confirm = direct.trends(tr.times, tr.azimuth_deg, act, tr.loudness_db)

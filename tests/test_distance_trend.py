@@ -44,6 +44,41 @@ def test_a_short_track_has_no_trend():
     assert distance.level_trend(t, -30.0 + 10.0 * t) == Trend()
 
 
+def _room_track(rng, band_change_db: float, *, coherence: float = 0.6,
+                others: bool = False):
+    """A 3 s track whose broadband level rises 3 dB within phrases of +-4 dB and whose
+    1-8 kHz level moves ``band_change_db`` within phrases of +-1 dB."""
+    t = _frame_times(3.0)
+    phrase = rng.uniform(-4.0, 4.0, size=11)[(t / 0.3).astype(int)]
+    broad = -30.0 + 3.0 * t / t[-1] + phrase
+    band = -40.0 + band_change_db * t / t[-1] + 0.25 * phrase
+    active = np.ones(t.size, dtype=bool)
+    alone = ~active if others else active
+    return t, broad, active, dict(band_level_db=band, alone=alone,
+                                  coherence=np.full(t.size, coherence))
+
+
+def test_in_a_room_the_level_trend_is_read_above_1_khz(rng):
+    """Reverberant (coherence 0.6), heard alone: the 1-8 kHz level's trend, which stands
+    out where the broadband level's does not."""
+    t, broad, active, room = _room_track(rng, 8.0)
+    assert abs(distance.level_trend(t, broad).z) < distance.LEVEL_MIN_Z
+    trend = distance.track_level_trend(t, broad, active, **room)
+    assert trend == distance.level_trend(t, room["band_level_db"])
+    assert trend.change == pytest.approx(8.0, abs=1.5) and trend.z > 3.0
+
+
+@pytest.mark.parametrize("case", ["free_field", "not_alone", "against_the_total", "no_band"])
+def test_elsewhere_the_level_trend_is_the_broadband_one(rng, case):
+    """A free field (coherence 0.9), another track active, a band that moves against the
+    broadband level (a spectrum that shifts) or no band given: the broadband trend."""
+    t, broad, active, room = _room_track(
+        rng, -8.0 if case == "against_the_total" else 8.0,
+        coherence=0.9 if case == "free_field" else 0.6, others=case == "not_alone")
+    kw = {} if case == "no_band" else room
+    assert distance.track_level_trend(t, broad, active, **kw) == distance.level_trend(t, broad)
+
+
 def test_the_itd_spread_of_a_window():
     """ITDs that scatter ever wider around their median (a source sinking into the room)."""
     t = _frame_times(3.0)
@@ -183,13 +218,14 @@ def test_music_approaching_and_receding_in_a_room(r0, r1, label, seed):
 @pytest.mark.parametrize(("name", "seed", "r0", "r1", "label"), [
     ("babble", 1171, 2.0, 8.0, "receding"),
     ("piano", 1131, 8.0, 2.0, "approaching"),
+    ("babble", 1121, 8.0, 2.0, "approaching"),  # read above 1 kHz (track_level_trend)
 ])
 def test_a_talker_and_a_piano_in_a_room_on_an_unknown_head(kemar_sofa, name, seed, r0, r1,
                                                            label):
-    """Through the measured KEMAR head in a room (RT60 0.5 s, two of the motion benchmark's
-    scenes): 12 dB of direct sound move the total level by 1.4-3.7 dB, within the talker's
-    and the piano's own ups and downs, but the ILD's compression gives the direct sound's
-    share of it."""
+    """Through the measured KEMAR head in a room (RT60 0.5 s, three of the motion
+    benchmark's scenes): 12 dB of direct sound move the total level by 1.4-3.7 dB, within
+    the talker's and the piano's own ups and downs, but the ILD's compression gives the
+    direct sound's share of it, or the level above 1 kHz follows it more closely."""
     from spa2v.audio import read_audio
     from spa2v.hrtf import SofaHrtf
 
