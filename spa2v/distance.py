@@ -187,10 +187,10 @@ def track_level_trend(times: np.ndarray, level_db: np.ndarray, active: np.ndarra
     as long as it changes the same way as the broadband level: a change of distance moves
     both alike, while a source whose spectrum shifts (music approaching on ever lower
     notes) can move the band against the total.  Elsewhere it is the trend of the
-    broadband level of the active frames.  Over 240 distance scenes of the benchmark's
-    four sounds and 360 of the source library (through KEMAR, half of them in the room),
-    this made 14 motion labels right that the broadband level got wrong, and 3 wrong (two
-    static pianos, a receding siren).
+    broadband level of the active frames.  Over 240 distance scenes of the motion
+    benchmark's four sounds (ten renderings of each case) and 360 of the source library
+    (through KEMAR, half of them in the room), this made 14 motion labels right that the
+    broadband level got wrong, and 3 wrong (two static pianos, a receding siren).
     """
     act = np.asarray(active, dtype=bool)
     times = np.asarray(times)
