@@ -123,7 +123,7 @@ def test_bad_input_exits_2_and_leaves_outputs_alone(tmp_path, capsys):
 
 
 PAIR_LEAK = (
-    "known limitation, issue 7 open: the pair split models each source by the head's "
+    "known limitation: the pair split models each source by the head's "
     "interaural phase at its track's direction; 2 degrees off, a few percent of the other "
     "source's power per bin lands in a source's share, and a static source's level follows "
     "its neighbour's rise by 3-4 dB (seed 43: an approaching ambulance 10 dB louder by the "

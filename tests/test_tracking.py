@@ -434,7 +434,7 @@ def test_the_foreground_is_what_stands_out_of_a_steady_background():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "known limitation, issue 3 open: a source 4 dB or more below another falls under the "
+    "known limitation: a source 4 dB or more below another falls under the "
     "GCC-PHAT window-peak threshold"))
 @pytest.mark.parametrize("gain_db", [-6.0, -9.0])
 def test_a_quieter_second_source_is_still_found(gain_db):
@@ -626,7 +626,7 @@ def test_an_approaching_noise_in_a_room_with_the_kemar_head(kemar_sofa):
     assert [s.motion for s in an.sources] == ["approaching"]
 
 
-KNOWN_RIDGE = ("known limitation, issue 3 open: 50 degrees up, the two sources' signal "
+KNOWN_RIDGE = ("known limitation: 50 degrees up, the two sources' signal "
                "subspace passes near the steering vector of a direction between them at a "
                "middle elevation, and a third source is found there")
 
