@@ -42,8 +42,10 @@ REVERBERANT_BAND_HZ = (1000.0, 8000.0)
 ear's level) instead of the broadband level (:func:`track_level_trend`)."""
 REVERBERANT_MAX_COHERENCE = 0.8
 """A track is taken as heard in a room where the median interaural coherence of its
-frames is under this: a source alone in a free field keeps 0.86-0.96 through KEMAR (20 dB
-SNR), one in a room with an RT60 of 0.5 s 0.34-0.81."""
+frames is under this.  Through KEMAR at 20 dB SNR, a talker, a piano, an engine or noise
+alone in a free field keeps 0.86-0.96, in a room with an RT60 of 0.5 s 0.34-0.81; sparse
+sounds (barks, birds), whose frames between events hold only the background noise, can
+fall to 0.54 in a free field, where the 1-8 kHz level changes as the broadband one does."""
 BAND_MIN_ALONE = 0.9
 """The band level is a frame's, not a track's: it is read for a track heard alone (no
 other track active) in at least this share of its active frames."""
