@@ -274,6 +274,12 @@ def band_ild_db(S: Spectrogram, f_lo: float, f_hi: float) -> np.ndarray:
     return _ild_from_power(power_sum(S, *_band_bins(S, f_lo, f_hi)))
 
 
+def band_power_db(S: Spectrogram, f_lo: float, f_hi: float) -> np.ndarray:
+    """Level (dB, up to a constant) of the bins ``f_lo <= f <= f_hi`` per channel and
+    frame, ``(channels, frames)``."""
+    return 10.0 * np.log10(power_sum(S, *_band_bins(S, f_lo, f_hi)) + EPS)
+
+
 def _band_bins(S: Spectrogram, f_lo: float, f_hi: float) -> tuple[int, int]:
     f = S.freqs
     return int(np.searchsorted(f, f_lo)), int(np.searchsorted(f, f_hi, "right"))

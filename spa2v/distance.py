@@ -247,6 +247,11 @@ class DirectSound:
                    np.asarray(az_grid_deg), np.asarray(itd_table_s), levels,
                    None if ild_db is None else np.asarray(ild_db, dtype=float))
 
+    @property
+    def one_track(self) -> np.ndarray:
+        """Frames where at most one track is active, ``(frames,)``."""
+        return np.isfinite(self.track_level_db).sum(axis=0) <= 1
+
     def alone(self, active: np.ndarray, level_db: np.ndarray) -> np.ndarray:
         """Frames where a track is active and no other track comes within ``OVERLAP_DB``."""
         near = self.track_level_db >= np.asarray(level_db)[None, :] - OVERLAP_DB
@@ -286,7 +291,7 @@ class DirectSound:
         """
         if self.ild_db is None:
             return None
-        use = np.asarray(active, dtype=bool) & (np.isfinite(self.track_level_db).sum(axis=0) <= 1)
+        use = np.asarray(active, dtype=bool) & self.one_track
         if use.sum() < 3:
             return None
         ild = self.ild_db[use]

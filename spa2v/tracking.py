@@ -1650,8 +1650,9 @@ def analyze_signal(
         direct = room = None
         if cal:
             direct = _direct_sound(itds, r, itd_all, cal, sources, tc.ild_band_db)
-            room = dict(band_level_db=_band_level(S, distance.REVERBERANT_BAND_HZ),
-                        alone=np.sum([s[3] for s in sources], axis=0) == 1, coherence=ic)
+            # the louder ear's level in the band, as the tracks' levels
+            band_db = cues.band_power_db(S, *distance.REVERBERANT_BAND_HZ).max(axis=0)
+            room = dict(band_level_db=band_db, alone=direct.one_track, coherence=ic)
         out = []
         for i, (az, _el, lvl, act, conf) in enumerate(sources):
             tr = SourceTrack(i, times, az, None, lvl, act, conf)
@@ -1687,13 +1688,6 @@ def analyze_signal(
         return result(_sort_loudest(out))
 
     raise ValueError(f"unknown format {fmt!r}")
-
-
-def _band_level(S: cues.Spectrogram, band_hz: tuple[float, float]) -> np.ndarray:
-    """The frames' level (dB) in ``band_hz``, the louder of the first two channels', as
-    the tracks' levels ``(frames,)``."""
-    lo, hi = (int(v) for v in np.searchsorted(S.freqs, band_hz))
-    return 10.0 * np.log10(cues.power_sum(S, lo, hi)[:2].max(axis=0) + cues.EPS)
 
 
 def _activity(level_db: np.ndarray, *, floor_rel_db: float = 40.0) -> np.ndarray:
